@@ -1,0 +1,93 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What a backend stores next to the bytes of each physical object, so that the metadata database could be
+ * rebuilt from the backends alone. Backends store it natively where they can (S3 user metadata and
+ * Content-* headers; a sidecar file on fs).
+ */
+export interface PhysicalMeta {
+  /** The logical bucket. */
+  bucket: string;
+  /** The logical key (any UTF-8, up to 1024 bytes). */
+  key: string;
+  /** The generation (version id) this copy belongs to. */
+  versionId: string;
+  /** MD5 of the bytes, hex (the S3 ETag without quotes), when known before the write. */
+  etag?: string;
+  contentType?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  cacheControl?: string;
+  expires?: string;
+}
+
+/** An inclusive byte range, already validated against the object size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** One entry of {@link Backend.list}. */
+export interface BackendListEntry {
+  key: string;
+  size: number;
+}
+
+/** Classified backend failure; `mapError` in each backend produces it. */
+export type BackendErrorKind =
+  /** The physical key does not exist. */
+  | 'NotFound'
+  /** Credentials rejected by the provider. */
+  | 'AccessDenied'
+  /** The provider refused for lack of space or quota. */
+  | 'Full'
+  /** Network failure, timeout, 5xx, throttling: worth trying elsewhere or later. */
+  | 'Unavailable'
+  /** The write was aborted by the caller (client disconnect or body verification failure). */
+  | 'Aborted'
+  /** Anything else. */
+  | 'Other';
+
+export class BackendError extends Error {
+  readonly kind: BackendErrorKind;
+  readonly backend: string;
+  constructor(backend: string, kind: BackendErrorKind, message: string, opts?: { cause?: unknown }) {
+    super(`${backend}: ${message}`, opts);
+    this.name = 'BackendError';
+    this.kind = kind;
+    this.backend = backend;
+  }
+}
+
+/**
+ * A place that stores bytes under physical keys. Metadata lives in the database; a backend only stores
+ * bytes plus {@link PhysicalMeta}. Physical keys are relative: each backend applies its own configured prefix.
+ * Every method streams; none buffers a whole object.
+ */
+export interface Backend {
+  /** Name from the configuration (`backends[].name`). */
+  readonly name: string;
+  /** `s3` or `fs`. */
+  readonly type: 's3' | 'fs';
+  /**
+   * Writes exactly `size` bytes from `body` under `key`. Resolves only once the bytes are durable. If `body`
+   * errors or `signal` aborts, rejects and leaves nothing under `key` (fs) or no completed object (s3).
+   * Never reads more than `size` bytes; a short body is an error.
+   */
+  put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void>;
+  /** Streams the object (or one range of it). Destroying the returned stream stops the backend read. */
+  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /** Size of the object, or null when absent. */
+  head(key: string): Promise<{ size: number; meta?: PhysicalMeta } | null>;
+  /** Deletes the object; deleting an absent key succeeds. */
+  delete(key: string): Promise<void>;
+  /** Server-side copy inside this backend (no bytes through the orchestrator). */
+  copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void>;
+  /** Lists physical keys under a prefix, in key order, after `startAfter`. */
+  list(prefix: string, opts?: { startAfter?: string; limit?: number }): Promise<{ entries: BackendListEntry[]; truncated: boolean }>;
+  /** Verifies at start-up that the backend is reachable and writable (bucket exists, directory writable). */
+  check(): Promise<void>;
+  /** Releases sockets and handles. */
+  close(): Promise<void>;
+}

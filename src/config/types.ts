@@ -1,0 +1,102 @@
+/**
+ * The resolved configuration: produced once by config/load.ts from YAML (or from the zero-config
+ * defaults), frozen, with every default applied. Field docs are the reference; docs/configuration.md
+ * mirrors them for users.
+ */
+
+/** `server.s3`: the S3 data plane. */
+export interface S3ServerConfig {
+  /** host:port to listen on (default `0.0.0.0:9000`; port 0 picks a free port). */
+  host: string;
+  port: number;
+  /** Region reported by GetBucketLocation and required in SigV4 scopes (default `us-east-1`). */
+  region: string;
+  /** Domains for virtual-hosted-style requests: `bucket.<domain>` (default none). */
+  virtualHostDomains: readonly string[];
+  /** Idle timeout for a request body or response that makes no progress, ms (default 60s). */
+  idleTimeoutMs: number;
+}
+
+/** `server.admin`: the Connect/gRPC admin plane, health and metrics. */
+export interface AdminServerConfig {
+  /** host:port (default `127.0.0.1:9001`). */
+  host: string;
+  port: number;
+  /** Bearer token required on every admin RPC; undefined = no auth (only sensible on loopback). */
+  token?: string;
+}
+
+/** `database`. */
+export interface DatabaseConfig {
+  /** `postgres://` URL; undefined → embedded PGlite at `path`. */
+  url?: string;
+  /** Embedded data directory (default `./data/meta`). */
+  path: string;
+  /** Schema to use on PostgreSQL (default `public`; tests use one schema each). */
+  schema: string;
+}
+
+/** `placement`. */
+export interface PlacementConfig {
+  /** `pack`: fill backends in config order; `spread`: lowest used/quota ratio first. */
+  strategy: 'pack' | 'spread';
+}
+
+interface BackendCommon {
+  /** Unique name; used in metrics, the admin API and the database. [a-z0-9-_], at most 63 chars. */
+  name: string;
+  /** Bytes this backend may hold; 0 = unlimited. */
+  quotaBytes: number;
+}
+
+/** An S3-compatible provider. */
+export interface S3BackendConfig extends BackendCommon {
+  type: 's3';
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Key prefix inside the provider bucket ('' or ending in '/'). */
+  prefix: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  forcePathStyle: boolean;
+}
+
+/** A local directory. */
+export interface FsBackendConfig extends BackendCommon {
+  type: 'fs';
+  /** Absolute path of the directory. */
+  path: string;
+}
+
+export type BackendConfig = S3BackendConfig | FsBackendConfig;
+
+/** `buckets[]`: a virtual bucket and the credentials that may use it. */
+export interface BucketConfig {
+  name: string;
+  credentials: readonly { accessKeyId: string; secretAccessKey: string }[];
+}
+
+/** `workers`: background work. */
+export interface WorkersConfig {
+  /** Poll interval of the cleanup queue when idle, ms (default 1s). */
+  cleanupIntervalMs: number;
+  /** Pending (in-progress) writes whose heartbeat is older than this are aborted, ms (default 10 min). */
+  staleWriteMs: number;
+}
+
+export interface Config {
+  /** The file the configuration came from, or undefined for zero-config defaults. */
+  source?: string;
+  server: { s3: S3ServerConfig; admin: AdminServerConfig };
+  database: DatabaseConfig;
+  placement: PlacementConfig;
+  backends: readonly BackendConfig[];
+  buckets: readonly BucketConfig[];
+  workers: WorkersConfig;
+  /**
+   * Zero-config mode: when true, a bucket `demo` with generated credentials is created once and stored
+   * in the database, and its keys are printed at start-up.
+   */
+  demo: boolean;
+}

@@ -1,0 +1,189 @@
+import type { Readable } from 'node:stream';
+
+/** Checksum algorithms S3 defines for `x-amz-checksum-*`. */
+export type ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'CRC64NVME' | 'SHA1' | 'SHA256';
+
+/** A checksum stored with an object version and returned with `x-amz-checksum-mode: ENABLED`. */
+export interface StoredChecksum {
+  algorithm: ChecksumAlgorithm;
+  /** Base64 of the digest, as S3 sends it. */
+  value: string;
+  /** FULL_OBJECT for single PUTs; COMPOSITE for multipart checksums-of-checksums. */
+  type: 'FULL_OBJECT' | 'COMPOSITE';
+}
+
+/** The system headers S3 stores with an object and returns on GET/HEAD. */
+export interface SystemHeaders {
+  contentType?: string;
+  contentEncoding?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  cacheControl?: string;
+  /** Stored verbatim as sent (S3 returns the Expires header as given). */
+  expires?: string;
+}
+
+/** One live logical object version, as HEAD and LIST see it (from the database alone). */
+export interface ObjectVersion extends SystemHeaders {
+  bucket: string;
+  key: string;
+  /** Generation id: unique per write, part of every physical key of this version. */
+  versionId: string;
+  size: number;
+  /** Hex MD5 for single-part objects; `hex-N` for multipart. Without quotes. */
+  etag: string;
+  /** `x-amz-meta-*` with the prefix removed, names lower-cased. */
+  userMeta: Record<string, string>;
+  checksum?: StoredChecksum;
+  /** Number of tags (x-amz-tagging-count); tags themselves come with the tagging work. */
+  tagCount: number;
+  lastModified: Date;
+}
+
+/** Where one physical copy of a version lives. */
+export interface CopyLocation {
+  backend: string;
+  physicalKey: string;
+  size: number;
+  state: 'pending' | 'live';
+}
+
+/** Digests of a body, known only once the body stream has ended and passed verification. */
+export interface BodyDigests {
+  /** Hex MD5 of the bytes (becomes the ETag). */
+  md5: string;
+  /** The checksum to store, when the client sent or asked for one. */
+  checksum?: StoredChecksum;
+}
+
+/** Conditions on a write (conditional PUT). */
+export interface WriteConditions {
+  /** `If-None-Match: *`: create only if no live version exists. */
+  ifNoneMatchStar?: boolean;
+  /** `If-Match: "etag"`: overwrite only if the live version has this ETag (without quotes; `*` = exists). */
+  ifMatch?: string;
+}
+
+/** Conditions on a read (conditional GET/HEAD), as in RFC 9110 with S3's precedence rules. */
+export interface ReadConditions {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+  ifModifiedSince?: Date;
+  ifUnmodifiedSince?: Date;
+}
+
+/** Input of {@link ObjectStore.putObject}. */
+export interface PutObjectInput {
+  bucket: string;
+  key: string;
+  /** Exact number of body bytes (Content-Length or x-amz-decoded-content-length). */
+  size: number;
+  /** The decoded, verified-on-the-fly body. It errors (and the write aborts) if verification fails. */
+  body: Readable;
+  /** Called after `body` ended cleanly; returns the digests to store. */
+  digests: () => BodyDigests;
+  headers: SystemHeaders;
+  userMeta: Record<string, string>;
+  conditions?: WriteConditions;
+  /** Aborted when the client goes away. */
+  signal?: AbortSignal;
+}
+
+/** Input of {@link ObjectStore.copyObject}. */
+export interface CopyObjectInput {
+  srcBucket: string;
+  srcKey: string;
+  dstBucket: string;
+  dstKey: string;
+  /** COPY keeps source headers and metadata; REPLACE takes `headers`/`userMeta`. */
+  metadataDirective: 'COPY' | 'REPLACE';
+  headers: SystemHeaders;
+  userMeta: Record<string, string>;
+  /** x-amz-copy-source-if-* conditions, evaluated against the source. */
+  sourceConditions?: ReadConditions;
+  conditions?: WriteConditions;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link ObjectStore.listObjects}. */
+export interface ListInput {
+  bucket: string;
+  prefix: string;
+  delimiter?: string;
+  /** Exclusive lower bound on keys (start-after, marker or decoded continuation token). */
+  after?: string;
+  maxKeys: number;
+}
+
+/** Result of {@link ObjectStore.listObjects}: keys and common prefixes interleaved in key order. */
+export interface ListResult {
+  objects: ObjectVersion[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  /** The last key or common prefix returned; the next page starts after it. */
+  nextAfter?: string;
+}
+
+/** Result of {@link ObjectStore.getObject}. */
+export interface GetObjectResult {
+  version: ObjectVersion;
+  /** The range served (inclusive), or undefined for the whole object. */
+  range?: { start: number; end: number };
+  /** Object bytes; destroy it to stop the backend read. Absent for zero-length bodies. */
+  body: Readable;
+}
+
+/** Result of one key in {@link ObjectStore.deleteObjects}. */
+export interface DeleteOutcome {
+  key: string;
+  /** Set when the key could not be deleted. */
+  error?: { code: string; message: string };
+}
+
+/**
+ * The object operations of core/, used by the S3 layer and the admin layer. Implemented by
+ * core/objects.ts. Errors are {@link import('./errors.js').CoreError}.
+ */
+export interface ObjectStore {
+  headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion>;
+  /** `range` is the parsed Range header; suffix ranges carry `suffix`. */
+  getObject(
+    bucket: string,
+    key: string,
+    opts?: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal },
+  ): Promise<GetObjectResult>;
+  putObject(input: PutObjectInput): Promise<ObjectVersion>;
+  copyObject(input: CopyObjectInput): Promise<ObjectVersion>;
+  /** Deleting an absent key succeeds (S3 semantics). */
+  deleteObject(bucket: string, key: string): Promise<void>;
+  deleteObjects(bucket: string, keys: string[]): Promise<DeleteOutcome[]>;
+  listObjects(input: ListInput): Promise<ListResult>;
+  /** Physical copies of the live version (admin locate). */
+  locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }>;
+}
+
+/** A parsed Range header: `bytes=a-b`, `bytes=a-` or `bytes=-n`. */
+export type RangeSpec = { start: number; end?: number } | { suffix: number };
+
+/** A bucket and its creation time. */
+export interface BucketInfo {
+  name: string;
+  createdAt: Date;
+}
+
+/** A credential and the buckets it may use. */
+export interface Credential {
+  accessKeyId: string;
+  secretAccessKey: string;
+  buckets: readonly string[];
+}
+
+/** Buckets and credentials (virtual buckets with independent credentials). Implemented by core/tenants.ts. */
+export interface TenantDirectory {
+  /** The credential with this access key id, or undefined. */
+  lookupCredential(accessKeyId: string): Promise<Credential | undefined>;
+  /** The bucket, or undefined when it does not exist. */
+  getBucket(name: string): Promise<BucketInfo | undefined>;
+  /** All buckets (admin), or those named (a credential's buckets), sorted by name. */
+  listBuckets(names?: readonly string[]): Promise<BucketInfo[]>;
+}

@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * All Prometheus metrics, on one Registry passed around (never the global default). Labels are bounded:
+ * operation names, backend names from config and status classes, never bucket names or keys.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** S3 requests by operation (router op name) and HTTP status code. */
+  readonly s3Requests: Counter<'op' | 'status'>;
+  /** S3 request latency until the response is fully sent, seconds. */
+  readonly s3Duration: Histogram<'op'>;
+  /** Body bytes received from S3 clients, by operation. */
+  readonly bytesIn: Counter<'op'>;
+  /** Body bytes sent to S3 clients, by operation. */
+  readonly bytesOut: Counter<'op'>;
+  /** Backend call latency by backend, call (put/get/head/delete/copy/list) and outcome (ok/error). */
+  readonly backendDuration: Histogram<'backend' | 'call' | 'outcome'>;
+  /** Cleanup-queue jobs finished, by outcome (done/retry). */
+  readonly cleanupJobs: Counter<'outcome'>;
+  /** Bytes stored per backend, as last read from the database. */
+  readonly backendUsedBytes: Gauge<'backend'>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 's3o_' });
+  return {
+    registry,
+    s3Requests: new Counter({
+      name: 's3o_s3_requests_total',
+      help: 'S3 requests by operation and HTTP status.',
+      labelNames: ['op', 'status'] as const,
+      registers: [registry],
+    }),
+    s3Duration: new Histogram({
+      name: 's3o_s3_request_duration_seconds',
+      help: 'S3 request latency until the response is sent.',
+      labelNames: ['op'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers: [registry],
+    }),
+    bytesIn: new Counter({
+      name: 's3o_s3_bytes_in_total',
+      help: 'Request body bytes received from S3 clients.',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    }),
+    bytesOut: new Counter({
+      name: 's3o_s3_bytes_out_total',
+      help: 'Response body bytes sent to S3 clients.',
+      labelNames: ['op'] as const,
+      registers: [registry],
+    }),
+    backendDuration: new Histogram({
+      name: 's3o_backend_call_duration_seconds',
+      help: 'Backend call latency (until the call resolves; streaming bodies are not included).',
+      labelNames: ['backend', 'call', 'outcome'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [registry],
+    }),
+    cleanupJobs: new Counter({
+      name: 's3o_cleanup_jobs_total',
+      help: 'Cleanup-queue jobs processed, by outcome.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    backendUsedBytes: new Gauge({
+      name: 's3o_backend_used_bytes',
+      help: 'Bytes stored on each backend (committed plus pending deletion).',
+      labelNames: ['backend'] as const,
+      registers: [registry],
+    }),
+  };
+}
