@@ -81,6 +81,11 @@ export interface BucketConfig {
 export interface WorkersConfig {
   /** Poll interval of the cleanup queue when idle, ms (default 1s). */
   cleanupIntervalMs: number;
+  /**
+   * Delay before the bytes of an overwritten or deleted version are removed, ms (default 30s): reads that
+   * started before the change can finish. Quota is released when the bytes are gone.
+   */
+  cleanupDelayMs: number;
   /** Pending (in-progress) writes whose heartbeat is older than this are aborted, ms (default 10 min). */
   staleWriteMs: number;
 }

@@ -7,6 +7,8 @@ export interface QueryResult<R> {
 /** Anything that runs parameterised SQL: the database itself or an open transaction. */
 export interface Queryable {
   query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(text: string): Promise<void>;
 }
 
 /** A parameterised statement, as returned by the functions in meta/queries. */

@@ -1,0 +1,64 @@
+import type { Readable } from 'node:stream';
+import type { Backend, ByteRange, PhysicalMeta } from '../backends/backend.js';
+import type { Metrics } from '../metrics.js';
+
+/**
+ * The configured backends, by name and in config order, each wrapped so every call is timed in
+ * `s3o_backend_call_duration_seconds`. Core reaches backends only through this registry.
+ */
+export class BackendRegistry {
+  readonly #byName = new Map<string, Backend>();
+  readonly #order: string[] = [];
+
+  constructor(backends: readonly Backend[], metrics?: Metrics) {
+    for (const b of backends) {
+      this.#byName.set(b.name, metrics ? instrument(b, metrics) : b);
+      this.#order.push(b.name);
+    }
+  }
+
+  /** Backend names in configuration order (pack placement fills them in this order). */
+  get names(): readonly string[] {
+    return this.#order;
+  }
+
+  /** The backend, or undefined when it is no longer configured (its copies are then unreachable). */
+  get(name: string): Backend | undefined {
+    return this.#byName.get(name);
+  }
+
+  all(): Backend[] {
+    return this.#order.map((n) => this.#byName.get(n)!);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.all().map((b) => b.close()));
+  }
+}
+
+function instrument(b: Backend, m: Metrics): Backend {
+  const timed = async <T>(call: string, fn: () => Promise<T>): Promise<T> => {
+    const end = m.backendDuration.startTimer({ backend: b.name, call });
+    try {
+      const out = await fn();
+      end({ outcome: 'ok' });
+      return out;
+    } catch (err) {
+      end({ outcome: 'error' });
+      throw err;
+    }
+  };
+  return {
+    name: b.name,
+    type: b.type,
+    put: (key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal) =>
+      timed('put', () => b.put(key, body, size, meta, signal)),
+    get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', () => b.get(key, range, signal)),
+    head: (key: string) => timed('head', () => b.head(key)),
+    delete: (key: string) => timed('delete', () => b.delete(key)),
+    copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
+    list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
+    check: () => timed('check', () => b.check()),
+    close: () => b.close(),
+  };
+}

@@ -1,0 +1,213 @@
+import { Readable } from 'node:stream';
+import { BackendError } from '../backends/backend.js';
+import * as oq from '../meta/queries/objects.js';
+import type { BackendRegistry } from './backends.js';
+import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
+import { CoreError } from './errors.js';
+import { listObjects } from './list.js';
+import { ReplayableSource } from './replay.js';
+import type {
+  CopyLocation,
+  CopyObjectInput,
+  DeleteOutcome,
+  GetObjectResult,
+  ListInput,
+  ListResult,
+  ObjectStore,
+  ObjectVersion,
+  PutObjectInput,
+  RangeSpec,
+  ReadConditions,
+  TenantDirectory,
+} from './types.js';
+import { run, writeVersion, type WriteDeps } from './writes.js';
+
+/** Bytes of a body kept so a write can move to another backend if the first fails early. */
+const REPLAY_LIMIT = 256 * 1024;
+
+/** The object operations, over the metadata database and the backends. */
+export class CoreObjectStore implements ObjectStore {
+  readonly #deps: WriteDeps;
+  readonly #tenants: TenantDirectory;
+
+  constructor(deps: WriteDeps, tenants: TenantDirectory) {
+    this.#deps = deps;
+    this.#tenants = tenants;
+  }
+
+  get #backends(): BackendRegistry {
+    return this.#deps.backends;
+  }
+
+  async #requireBucket(bucket: string): Promise<void> {
+    if (!(await this.#tenants.getBucket(bucket))) throw new CoreError('NoSuchBucket', bucket);
+  }
+
+  async #live(bucket: string, key: string): Promise<ObjectVersion | undefined> {
+    const { rows } = await run<oq.VersionRow>(this.#deps.db, oq.selectLive(bucket, key));
+    return rows[0] ? oq.rowToVersion(rows[0]) : undefined;
+  }
+
+  async #requireLive(bucket: string, key: string): Promise<ObjectVersion> {
+    const v = await this.#live(bucket, key);
+    if (v) return v;
+    await this.#requireBucket(bucket);
+    throw new CoreError('NoSuchKey', key);
+  }
+
+  async #copies(versionId: string): Promise<CopyLocation[]> {
+    const { rows } = await run<oq.CopyRow>(this.#deps.db, oq.selectCopies(versionId));
+    return rows.map(oq.rowToCopy);
+  }
+
+  async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
+    const v = await this.#requireLive(bucket, key);
+    checkReadConditions(v, cond);
+    return v;
+  }
+
+  async getObject(
+    bucket: string,
+    key: string,
+    opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal } = {},
+  ): Promise<GetObjectResult> {
+    const version = await this.#requireLive(bucket, key);
+    checkReadConditions(version, opts.conditions);
+    const range = resolveRange(opts.range, version.size);
+    if (version.size === 0) return { version, body: Readable.from([]) };
+    const body = await this.#openCopy(version, range, opts.signal);
+    return range ? { version, range, body } : { version, body };
+  }
+
+  /** Opens the first readable copy; a copy that is missing or whose backend is down falls through to the next. */
+  async #openCopy(version: ObjectVersion, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Readable> {
+    let last: unknown;
+    for (const copy of await this.#copies(version.versionId)) {
+      const backend = this.#backends.get(copy.backend);
+      if (!backend) {
+        last = new Error(`backend ${copy.backend} is not configured`);
+        continue;
+      }
+      try {
+        return await backend.get(copy.physicalKey, range, signal);
+      } catch (err) {
+        last = err;
+        this.#deps.log.warn('copy unreadable, trying the next', { backend: copy.backend, physicalKey: copy.physicalKey, err });
+      }
+    }
+    throw new CoreError('ServiceUnavailable', `no copy of ${version.bucket}/${version.key} is readable`, { cause: last });
+  }
+
+  async putObject(input: PutObjectInput): Promise<ObjectVersion> {
+    await this.#requireBucket(input.bucket);
+    // Fail fast before reading the body; the check is repeated under the key lock at commit.
+    if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
+    const source = new ReplayableSource(input.body, REPLAY_LIMIT);
+    return writeVersion(this.#deps, {
+      bucket: input.bucket,
+      key: input.key,
+      size: input.size,
+      ...(input.conditions ? { conditions: input.conditions } : {}),
+      meta: { ...input.headers },
+      produce: (backend, pkey, meta) => backend.put(pkey, source.attempt(), input.size, meta, input.signal),
+      retryable: (err) =>
+        err instanceof BackendError &&
+        err.kind !== 'Aborted' &&
+        source.replayable &&
+        !input.signal?.aborted,
+      finalize: () => {
+        const d = input.digests();
+        return {
+          ...input.headers,
+          etag: d.md5,
+          userMeta: input.userMeta,
+          tagCount: 0,
+          ...(d.checksum ? { checksum: d.checksum } : {}),
+        };
+      },
+    });
+  }
+
+  async copyObject(input: CopyObjectInput): Promise<ObjectVersion> {
+    const src = await this.#requireLive(input.srcBucket, input.srcKey);
+    checkReadConditions(src, input.sourceConditions);
+    await this.#requireBucket(input.dstBucket);
+    if (input.srcBucket === input.dstBucket && input.srcKey === input.dstKey && input.metadataDirective === 'COPY') {
+      throw new CoreError(
+        'InvalidRequest',
+        'This copy request is illegal because it is trying to copy an object to itself without changing the ' +
+          "object's metadata, storage class, website redirect location or encryption attributes.",
+      );
+    }
+    if (input.conditions) checkWriteConditions(await this.#live(input.dstBucket, input.dstKey), input.conditions);
+    const copies = await this.#copies(src.versionId);
+    const headers =
+      input.metadataDirective === 'COPY'
+        ? pickHeaders(src)
+        : input.headers;
+    const userMeta = input.metadataDirective === 'COPY' ? src.userMeta : input.userMeta;
+    return writeVersion(this.#deps, {
+      bucket: input.dstBucket,
+      key: input.dstKey,
+      size: src.size,
+      ...(input.conditions ? { conditions: input.conditions } : {}),
+      prefer: copies.map((c) => c.backend),
+      meta: { ...headers, etag: src.etag },
+      produce: async (backend, pkey, meta) => {
+        const local = copies.find((c) => c.backend === backend.name);
+        if (local) return backend.copy(local.physicalKey, pkey, meta);
+        const body = src.size === 0 ? Readable.from([]) : await this.#openCopy(src, undefined, input.signal);
+        return backend.put(pkey, body, src.size, meta, input.signal);
+      },
+      retryable: (err) => err instanceof BackendError && err.kind !== 'Aborted' && !input.signal?.aborted,
+      finalize: () => ({
+        ...headers,
+        etag: src.etag,
+        userMeta,
+        tagCount: 0,
+        ...(src.checksum ? { checksum: src.checksum } : {}),
+      }),
+    });
+  }
+
+  async deleteObject(bucket: string, key: string): Promise<void> {
+    await this.#requireBucket(bucket);
+    await this.#retire(bucket, [key]);
+  }
+
+  async deleteObjects(bucket: string, keys: string[]): Promise<DeleteOutcome[]> {
+    await this.#requireBucket(bucket);
+    const unique = [...new Set(keys)];
+    await this.#retire(bucket, unique);
+    return keys.map((key) => ({ key }));
+  }
+
+  /** Retires the live versions of keys in one transaction, taking the key locks in a fixed order. */
+  async #retire(bucket: string, keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const sorted = [...keys].sort();
+    await this.#deps.db.tx(async (q) => {
+      for (const key of sorted) await run(q, oq.lockKey(bucket, key));
+      await run(q, oq.retireLive(bucket, sorted, 'delete', this.#deps.cleanupDelayMs));
+    });
+  }
+
+  async listObjects(input: ListInput): Promise<ListResult> {
+    await this.#requireBucket(input.bucket);
+    return listObjects(this.#deps.db, input);
+  }
+
+  async locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }> {
+    const version = await this.#requireLive(bucket, key);
+    return { version, copies: await this.#copies(version.versionId) };
+  }
+}
+
+function pickHeaders(v: ObjectVersion) {
+  const { contentType, contentEncoding, contentDisposition, contentLanguage, cacheControl, expires } = v;
+  return Object.fromEntries(
+    Object.entries({ contentType, contentEncoding, contentDisposition, contentLanguage, cacheControl, expires }).filter(
+      ([, val]) => val !== undefined,
+    ),
+  );
+}

@@ -1,0 +1,93 @@
+import { Readable } from 'node:stream';
+
+/**
+ * Feeds one source stream to successive write attempts. Each attempt gets a fresh Readable that first
+ * replays what earlier attempts consumed, then continues from the source, as long as the consumed total
+ * stays within `limit` bytes. Beyond that the recording is dropped (memory stays O(limit)) and the write
+ * can no longer move to another backend.
+ *
+ * This is what lets a write whose first backend fails early (connection refused, 5xx before the body was
+ * taken) go to the next backend without the client noticing.
+ */
+export class ReplayableSource {
+  readonly #source: Readable;
+  readonly #limit: number;
+  #recorded: Buffer[] = [];
+  #consumed = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #current: Readable | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(source: Readable, limit: number) {
+    this.#source = source;
+    this.#limit = limit;
+    source.on('readable', () => this.#notify());
+    source.on('end', () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    source.on('error', (err) => {
+      this.#error = err;
+      this.#current?.destroy(err);
+    });
+  }
+
+  /** True while a new attempt can still start from byte 0. */
+  get replayable(): boolean {
+    return this.#consumed <= this.#limit && this.#error === undefined;
+  }
+
+  /** The error the source failed with (body verification, client abort), if any. */
+  get sourceError(): Error | undefined {
+    return this.#error;
+  }
+
+  /** A Readable for a new attempt; the previous attempt's stream must be finished with. */
+  attempt(): Readable {
+    if (!this.replayable) throw new Error('source is no longer replayable');
+    const queue = [...this.#recorded];
+    const stream = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => this.#pump(stream, queue),
+      destroy: (err, cb) => {
+        if (this.#current === stream) this.#wake = undefined;
+        cb(err);
+      },
+    });
+    this.#current = stream;
+    if (this.#error) stream.destroy(this.#error);
+    return stream;
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #pump(stream: Readable, queue: Buffer[]): void {
+    for (;;) {
+      if (stream.destroyed) return;
+      const replay = queue.shift();
+      if (replay) {
+        if (!stream.push(replay)) return;
+        continue;
+      }
+      const chunk = this.#source.read() as Buffer | null;
+      if (chunk !== null) {
+        this.#consumed += chunk.length;
+        if (this.#consumed <= this.#limit) this.#recorded.push(chunk);
+        else this.#recorded = [];
+        if (!stream.push(chunk)) return;
+        continue;
+      }
+      if (this.#ended) {
+        stream.push(null);
+        return;
+      }
+      this.#wake = () => this.#pump(stream, queue);
+      return;
+    }
+  }
+}

@@ -1,0 +1,218 @@
+import type { CopyLocation, ObjectVersion, StoredChecksum } from '../../core/types.js';
+import type { Sql } from '../db.js';
+
+/** Columns of object_versions as selected by the queries here. */
+export interface VersionRow {
+  version_id: string;
+  bucket: string;
+  key: string;
+  state: 'pending' | 'live';
+  size: number;
+  etag: string | null;
+  content_type: string | null;
+  content_encoding: string | null;
+  content_disposition: string | null;
+  content_language: string | null;
+  cache_control: string | null;
+  expires: string | null;
+  user_meta: Record<string, string>;
+  checksum_algorithm: string | null;
+  checksum_value: string | null;
+  checksum_type: string | null;
+  tag_count: number;
+  created_at: Date;
+}
+
+const VERSION_COLUMNS = `v.version_id, v.bucket, v.key, v.state, v.size, v.etag, v.content_type, v.content_encoding,
+  v.content_disposition, v.content_language, v.cache_control, v.expires, v.user_meta, v.checksum_algorithm,
+  v.checksum_value, v.checksum_type, v.tag_count, v.created_at`;
+
+/** Maps a row to the domain type (NULL columns become absent fields). */
+export function rowToVersion(r: VersionRow): ObjectVersion {
+  const v: ObjectVersion = {
+    bucket: r.bucket,
+    key: r.key,
+    versionId: r.version_id,
+    size: r.size,
+    etag: r.etag ?? '',
+    userMeta: r.user_meta ?? {},
+    tagCount: r.tag_count,
+    lastModified: r.created_at,
+  };
+  if (r.content_type !== null) v.contentType = r.content_type;
+  if (r.content_encoding !== null) v.contentEncoding = r.content_encoding;
+  if (r.content_disposition !== null) v.contentDisposition = r.content_disposition;
+  if (r.content_language !== null) v.contentLanguage = r.content_language;
+  if (r.cache_control !== null) v.cacheControl = r.cache_control;
+  if (r.expires !== null) v.expires = r.expires;
+  if (r.checksum_algorithm && r.checksum_value) {
+    v.checksum = {
+      algorithm: r.checksum_algorithm as StoredChecksum['algorithm'],
+      value: r.checksum_value,
+      type: (r.checksum_type ?? 'FULL_OBJECT') as StoredChecksum['type'],
+    };
+  }
+  return v;
+}
+
+/** The live version of a key. */
+export function selectLive(bucket: string, key: string, forUpdate = false): Sql {
+  return {
+    text: `SELECT ${VERSION_COLUMNS} FROM object_versions v
+           WHERE v.bucket = $1 AND v.key = $2 AND v.state = 'live'${forUpdate ? ' FOR UPDATE' : ''}`,
+    values: [bucket, key],
+  };
+}
+
+/** Live copies of a version, in the order reads should try them. */
+export function selectCopies(versionId: string, liveOnly = true): Sql {
+  return {
+    text: `SELECT backend, physical_key, size, state FROM object_copies
+           WHERE version_id = $1${liveOnly ? " AND state = 'live'" : ''} ORDER BY created_at, backend`,
+    values: [versionId],
+  };
+}
+
+export interface CopyRow {
+  backend: string;
+  physical_key: string;
+  size: number;
+  state: 'pending' | 'live';
+}
+
+export function rowToCopy(r: CopyRow): CopyLocation {
+  return { backend: r.backend, physicalKey: r.physical_key, size: r.size, state: r.state };
+}
+
+/**
+ * Serialises commits on one key across transactions and instances (the lock is released at commit).
+ * Conditional writes and overwrites read-then-replace the live row under it.
+ */
+export function lockKey(bucket: string, key: string): Sql {
+  return { text: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, values: [`obj:${bucket}/${key}`] };
+}
+
+/** Inserts the pending version row of a write about to start. */
+export function insertPendingVersion(v: {
+  versionId: string;
+  bucket: string;
+  key: string;
+  size: number;
+}): Sql {
+  return {
+    text: `INSERT INTO object_versions (version_id, bucket, key, state, size) VALUES ($1, $2, $3, 'pending', $4)`,
+    values: [v.versionId, v.bucket, v.key, v.size],
+  };
+}
+
+/** Inserts a pending copy row (its bytes are being written). */
+export function insertPendingCopy(versionId: string, backend: string, physicalKey: string, size: number): Sql {
+  return {
+    text: `INSERT INTO object_copies (version_id, backend, physical_key, size, state) VALUES ($1, $2, $3, $4, 'pending')`,
+    values: [versionId, backend, physicalKey, size],
+  };
+}
+
+/** Makes a pending version live with everything known once its bytes are stored. */
+export function publishVersion(
+  versionId: string,
+  v: Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified'>,
+): Sql {
+  return {
+    text: `UPDATE object_versions SET state = 'live', etag = $2, content_type = $3, content_encoding = $4,
+             content_disposition = $5, content_language = $6, cache_control = $7, expires = $8, user_meta = $9,
+             checksum_algorithm = $10, checksum_value = $11, checksum_type = $12, tag_count = $13,
+             created_at = now()
+           WHERE version_id = $1 AND state = 'pending'
+           RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}`,
+    values: [
+      versionId,
+      v.etag,
+      v.contentType ?? null,
+      v.contentEncoding ?? null,
+      v.contentDisposition ?? null,
+      v.contentLanguage ?? null,
+      v.cacheControl ?? null,
+      v.expires ?? null,
+      JSON.stringify(v.userMeta),
+      v.checksum?.algorithm ?? null,
+      v.checksum?.value ?? null,
+      v.checksum?.type ?? null,
+      v.tagCount,
+    ],
+  };
+}
+
+/** Marks the pending copies of a version live. */
+export function publishCopies(versionId: string): Sql {
+  return {
+    text: `UPDATE object_copies SET state = 'live' WHERE version_id = $1 AND state = 'pending' RETURNING backend, size`,
+    values: [versionId],
+  };
+}
+
+/** Keeps a pending write from being taken for abandoned. */
+export function heartbeat(versionId: string): Sql {
+  return { text: `UPDATE object_versions SET heartbeat_at = now() WHERE version_id = $1 AND state = 'pending'`, values: [versionId] };
+}
+
+/**
+ * Drops one version row (its copies cascade) and returns the copies it had. Used to abort a pending write;
+ * the caller queues the cleanup of each returned copy in the same transaction.
+ */
+export function dropVersion(versionId: string): Sql {
+  return {
+    text: `WITH c AS (SELECT backend, physical_key, size, state FROM object_copies WHERE version_id = $1),
+                d AS (DELETE FROM object_versions WHERE version_id = $1 RETURNING version_id)
+           SELECT c.backend, c.physical_key, c.size, c.state FROM c, d`,
+    values: [versionId],
+  };
+}
+
+/**
+ * Retires the live versions of `keys` (delete or overwrite) and, in the same statement, queues the deletion
+ * of every copy they had: the outbox. The copies' bytes and object counts are released by the cleanup worker
+ * once the bytes are gone. Returns the keys that had a live version. Callers hold the keys' advisory locks.
+ */
+export function retireLive(bucket: string, keys: readonly string[], reason: string, delayMs: number): Sql {
+  return {
+    text: `WITH v AS (SELECT version_id, key FROM object_versions
+                      WHERE bucket = $1 AND key = ANY($2::text[]) AND state = 'live' FOR UPDATE),
+                c AS (SELECT backend, physical_key, size FROM object_copies WHERE version_id IN (SELECT version_id FROM v)),
+                d AS (DELETE FROM object_versions WHERE version_id IN (SELECT version_id FROM v) RETURNING key),
+                j AS (INSERT INTO cleanup_jobs (backend, physical_key, release_bytes, release_objects, reason, run_after)
+                      SELECT backend, physical_key, size, 1, $3,
+                             now() + ($4::double precision * interval '1 millisecond') FROM c RETURNING 1)
+           SELECT key, (SELECT count(*) FROM j)::int8 AS jobs FROM d`,
+    values: [bucket, keys, reason, delayMs],
+  };
+}
+
+/** Pending writes whose heartbeat stopped (their process died or hung); claimed for abort. */
+export function selectStalePending(olderThanMs: number, limit: number): Sql {
+  return {
+    text: `SELECT version_id FROM object_versions
+           WHERE state = 'pending' AND heartbeat_at < now() - ($1::double precision * interval '1 millisecond')
+           ORDER BY heartbeat_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    values: [olderThanMs, limit],
+  };
+}
+
+/**
+ * One batch of live keys of a bucket in byte order, for LIST: keys > `after` (or ≥ `from`), below `upper`
+ * (the successor of the prefix) when the prefix is not empty.
+ */
+export function selectListBatch(opts: { bucket: string; lower: string; inclusive: boolean; upper?: string; limit: number }): Sql {
+  const values: unknown[] = [opts.bucket, opts.lower, opts.limit];
+  let upper = '';
+  if (opts.upper !== undefined) {
+    values.push(opts.upper);
+    upper = ` AND v.key < $4`;
+  }
+  return {
+    text: `SELECT ${VERSION_COLUMNS} FROM object_versions v
+           WHERE v.bucket = $1 AND v.state = 'live' AND v.key ${opts.inclusive ? '>=' : '>'} $2${upper}
+           ORDER BY v.key LIMIT $3`,
+    values,
+  };
+}
