@@ -1,0 +1,65 @@
+import type { Registry } from 'prom-client';
+import type { CopyLocation, ObjectVersion } from '../core/types.js';
+import type { Logger } from '../log.js';
+
+/** What {@link AdminDeps.status} reports about the running instance. */
+export interface InstanceStatus {
+  /** package.json version. */
+  version: string;
+  /** When the process started serving. */
+  startedAt: Date;
+  /** `pglite` or `postgres`. */
+  dbEngine: string;
+  /** Migration version the database is at. */
+  schemaVersion: number;
+  /** S3 listen address, host:port. */
+  s3Listen: string;
+  /** Admin listen address, host:port. */
+  adminListen: string;
+  /** Random id chosen at start-up. */
+  instanceId: string;
+}
+
+/** One backend and its usage, as {@link AdminDeps.listBackends} reports it. */
+export interface BackendUsage {
+  name: string;
+  type: 's3' | 'fs';
+  /** 0 = unlimited. */
+  quotaBytes: number;
+  usedBytes: number;
+  /** Bytes held by writes in progress. */
+  reservedBytes: number;
+  objectCount: number;
+  healthy: boolean;
+}
+
+/** One virtual bucket and its usage, as {@link AdminDeps.listBuckets} reports it. */
+export interface BucketUsage {
+  name: string;
+  createdAt: Date;
+  objectCount: number;
+  totalBytes: number;
+  /** Access key ids only: the admin API never carries secrets. */
+  accessKeyIds: string[];
+}
+
+/**
+ * Everything the admin server needs from the rest of the process. Implemented by the orchestrator's
+ * wiring over core/; kept small so the admin layer depends on nothing else.
+ */
+export interface AdminDeps {
+  status(): Promise<InstanceStatus>;
+  /** Backends in configuration order. */
+  listBackends(): Promise<BackendUsage[]>;
+  /** Buckets sorted by name. */
+  listBuckets(): Promise<BucketUsage[]>;
+  /** The live version and its copies; throws CoreError('NoSuchKey' | 'NoSuchBucket'). */
+  locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }>;
+  /** True when the metadata database is reachable (drives /readyz). */
+  ready(): Promise<boolean>;
+  /** Served on GET /metrics. */
+  registry: Registry;
+  /** When set, every admin RPC requires `authorization: Bearer <token>`. */
+  token?: string;
+  log: Logger;
+}

@@ -1,0 +1,148 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { AdminService, file_s3o_admin_v1_admin } from '../../gen/s3o/admin/v1/admin_pb.js';
+import { bearerAuth } from './auth.js';
+import type { AdminDeps } from './deps.js';
+import { registerReflection } from './reflection.js';
+import { AdminServiceImpl } from './service.js';
+
+/** Where the admin server listens. Port 0 picks a free port. */
+export interface AdminListenOptions {
+  host: string;
+  port: number;
+}
+
+/** A running admin server. */
+export interface AdminServer {
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Stops listening and destroys open connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The HTTP/2 client connection preface (RFC 9113 §3.4); h2c prior-knowledge clients open with it. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+type NodeHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/**
+ * GET /healthz, /readyz and /metrics in front of the Connect handler. They are plain HTTP and outside
+ * the RPC interceptors, so probes and scrapers need no token (they expose no secrets).
+ */
+function withProbes(deps: AdminDeps, rpc: NodeHandler): NodeHandler {
+  const send = (res: Parameters<NodeHandler>[1], status: number, type: string, body: string) => {
+    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+    res.end(body);
+  };
+  return (req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') return rpc(req, res);
+    if (path === '/healthz') return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+    if (path === '/readyz') {
+      deps.ready().then(
+        (ok) => send(res, ok ? 200 : 503, 'text/plain; charset=utf-8', ok ? 'ready\n' : 'not ready: database unreachable\n'),
+        (err: unknown) => {
+          deps.log.warn('readiness check failed', { err });
+          send(res, 503, 'text/plain; charset=utf-8', 'not ready: readiness check failed\n');
+        },
+      );
+      return;
+    }
+    if (path === '/metrics') {
+      deps.registry.metrics().then(
+        (text) => send(res, 200, deps.registry.contentType, text),
+        (err: unknown) => {
+          deps.log.error('metrics collection failed', { err });
+          send(res, 500, 'text/plain; charset=utf-8', 'metrics collection failed\n');
+        },
+      );
+      return;
+    }
+    return rpc(req, res);
+  };
+}
+
+/**
+ * Reads the first bytes of a connection and decides its protocol: a connection that opens with the
+ * HTTP/2 preface goes to `onH2`, anything else to `onH1`. The bytes read are pushed back before handing
+ * over, so the chosen server parses the connection from its first byte.
+ */
+function sniff(socket: net.Socket, onH1: (s: net.Socket) => void, onH2: (s: net.Socket) => void): void {
+  let seen = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, H2_PREFACE.length);
+    const isPrefix = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    // Undecided while the bytes so far are a strict prefix of the preface (a client may trickle them).
+    if (isPrefix && n < H2_PREFACE.length) return;
+    socket.off('data', onData);
+    socket.pause();
+    socket.unshift(seen);
+    (isPrefix ? onH2 : onH1)(socket);
+  };
+  socket.on('data', onData);
+}
+
+/**
+ * Starts the admin plane on one port: Connect (HTTP/1.1 and h2c), gRPC (h2c with prior knowledge) and
+ * gRPC-Web, plus grpc.reflection v1/v1alpha, /healthz, /readyz and /metrics on both HTTP versions.
+ * A net.Server sniffs each connection and hands it to an http1 or an http2 server sharing one handler.
+ */
+export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions): Promise<AdminServer> {
+  const interceptors: Interceptor[] = deps.token !== undefined ? [bearerAuth(deps.token)] : [];
+  const routes = (router: ConnectRouter) => {
+    router.service(AdminService, new AdminServiceImpl(deps));
+    registerReflection(router, [file_s3o_admin_v1_admin]);
+  };
+  const handler = withProbes(deps, connectNodeAdapter({ routes, interceptors }) as NodeHandler);
+
+  const h1 = http.createServer(handler as http.RequestListener);
+  const h2 = http2.createServer(handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sockets = new Set<net.Socket>();
+  const front = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    // A reset connection must not become an uncaught 'error' event before a server owns the socket.
+    socket.on('error', () => socket.destroy());
+    sniff(
+      socket,
+      (s) => {
+        h1.emit('connection', s);
+        // http.Server only reads new bytes; the sniffed bytes sit in the paused stream until resumed.
+        s.resume();
+      },
+      (s) => h2.emit('connection', s),
+    );
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(opts.port, opts.host, () => {
+      front.off('error', reject);
+      resolve();
+    });
+  });
+  front.on('error', (err) => deps.log.error('admin listener error', { err }));
+  const port = (front.address() as net.AddressInfo).port;
+  deps.log.info('admin server listening', { host: opts.host, port, auth: deps.token !== undefined });
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        front.close(() => resolve());
+        h1.close();
+        h2.close();
+        for (const s of sockets) s.destroy();
+      });
+      return closing;
+    },
+  };
+}
