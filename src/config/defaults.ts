@@ -1,0 +1,69 @@
+/**
+ * Default values of every optional key, and the zero-config configuration used when the server
+ * starts without a file. config/load.ts applies these defaults; docs/configuration.md lists them.
+ */
+import path from 'node:path';
+import type { Config } from './types.js';
+
+/** Defaults applied by config/load.ts when a key is absent. */
+export const DEFAULTS = {
+  s3Host: '0.0.0.0',
+  s3Port: 9000,
+  region: 'us-east-1',
+  idleTimeoutMs: 60_000,
+  adminHost: '127.0.0.1',
+  adminPort: 9001,
+  databasePath: './data/meta',
+  databaseSchema: 'public',
+  placement: 'pack',
+  backendRegion: 'us-east-1',
+  cleanupIntervalMs: 1_000,
+  cleanupDelayMs: 30_000,
+  staleWriteMs: 10 * 60_000,
+} as const;
+
+/** Freezes `value` and everything reachable from it, so a Config cannot be changed after loading. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value as object)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * The configuration used when no file is given: embedded PGlite under `<dataDir>/meta`, two local
+ * directory backends `local1` and `local2` under `<dataDir>/backends/`, no quotas, no configured
+ * buckets, default listeners, and `demo: true` (the demo bucket and its keys live in the database).
+ * Paths are resolved against the current directory.
+ */
+export function zeroConfig(dataDir = './data'): Config {
+  const root = path.resolve(dataDir);
+  return deepFreeze<Config>({
+    server: {
+      s3: {
+        host: DEFAULTS.s3Host,
+        port: DEFAULTS.s3Port,
+        region: DEFAULTS.region,
+        virtualHostDomains: [],
+        idleTimeoutMs: DEFAULTS.idleTimeoutMs,
+      },
+      admin: { host: DEFAULTS.adminHost, port: DEFAULTS.adminPort },
+    },
+    database: { path: path.join(root, 'meta'), schema: DEFAULTS.databaseSchema },
+    placement: { strategy: DEFAULTS.placement },
+    backends: ['local1', 'local2'].map((name) => ({
+      name,
+      type: 'fs' as const,
+      path: path.join(root, 'backends', name),
+      quotaBytes: 0,
+    })),
+    buckets: [],
+    workers: {
+      cleanupIntervalMs: DEFAULTS.cleanupIntervalMs,
+      cleanupDelayMs: DEFAULTS.cleanupDelayMs,
+      staleWriteMs: DEFAULTS.staleWriteMs,
+    },
+    demo: true,
+  });
+}
