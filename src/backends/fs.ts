@@ -1,0 +1,359 @@
+import { randomBytes } from 'node:crypto';
+import { constants, createWriteStream, type Dirent } from 'node:fs';
+import { copyFile, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { addAbortSignal, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FsBackendConfig } from '../config/types.js';
+import {
+  BackendError,
+  type Backend,
+  type BackendErrorKind,
+  type BackendListEntry,
+  type ByteRange,
+  type PhysicalMeta,
+} from './backend.js';
+import { callerCaused, ExactLength, isAbortError } from './stream-util.js';
+
+/** Suffix of the file holding an object's {@link PhysicalMeta}, next to the data file. */
+export const SIDECAR_SUFFIX = '.meta.json';
+/** Directory under the root for in-flight writes; on the same filesystem so rename is atomic. */
+export const TMP_DIR = '.tmp';
+const HIGH_WATER_MARK = 256 * 1024;
+const DEFAULT_LIST_LIMIT = 1000;
+/** Temp files older than this are leftovers of a crash; check() removes them. */
+const STALE_TMP_MS = 60 * 60 * 1000;
+
+const MISSING = new Set(['ENOENT', 'ENOTDIR']);
+const KIND_BY_CODE: Record<string, BackendErrorKind> = {
+  EACCES: 'AccessDenied',
+  EPERM: 'AccessDenied',
+  EROFS: 'AccessDenied',
+  ENOSPC: 'Full',
+  EDQUOT: 'Full',
+  EFBIG: 'Full',
+  EIO: 'Unavailable',
+  EMFILE: 'Unavailable',
+  ENFILE: 'Unavailable',
+  EBUSY: 'Unavailable',
+  EAGAIN: 'Unavailable',
+  ETIMEDOUT: 'Unavailable',
+  ESTALE: 'Unavailable',
+  ENOTCONN: 'Unavailable',
+  EHOSTDOWN: 'Unavailable',
+};
+
+/**
+ * Classifies a filesystem error. `missing` says what ENOENT means for the call: a missing object (NotFound)
+ * or a vanished root directory while writing (Unavailable).
+ */
+export function mapFsError(
+  backend: string,
+  err: unknown,
+  what: string,
+  missing: BackendErrorKind = 'NotFound',
+): BackendError {
+  if (err instanceof BackendError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  const kind: BackendErrorKind = isAbortError(err)
+    ? 'Aborted'
+    : MISSING.has(code)
+      ? missing
+      : (KIND_BY_CODE[code] ?? 'Other');
+  const message = err instanceof Error ? err.message : String(err);
+  return new BackendError(backend, kind, `${what}: ${message}`, { cause: err });
+}
+
+/** Byte order of the UTF-8 encodings, which is the order S3 lists keys in. */
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+async function ignoreMissing(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!MISSING.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+}
+
+/** Writes a small file and fsyncs it, so a later rename publishes durable bytes. */
+async function writeDurable(file: string, data: string): Promise<void> {
+  const fh = await open(file, 'wx', 0o644);
+  try {
+    await fh.writeFile(data, 'utf8');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncPath(p: string, flags: string): Promise<void> {
+  const fh = await open(p, flags);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * A backend on a local directory. Data lives at `<root>/<key>`, its {@link PhysicalMeta} at
+ * `<root>/<key>.meta.json`. Every write goes to `<root>/.tmp/` first and is renamed into place after fsync,
+ * so a crash never leaves a partial object under a live name.
+ */
+export class FsBackend implements Backend {
+  readonly type = 'fs' as const;
+  readonly name: string;
+  /** Absolute root directory. */
+  readonly root: string;
+  private readonly tmpDir: string;
+
+  constructor(cfg: FsBackendConfig) {
+    this.name = cfg.name;
+    this.root = path.resolve(cfg.path);
+    this.tmpDir = path.join(this.root, TMP_DIR);
+  }
+
+  /** Maps a physical key to a path inside the root; rejects anything that could escape it or collide. */
+  private resolve(key: string): string {
+    const segments = key.split('/');
+    const bad =
+      key.length === 0 ||
+      key.includes('\0') ||
+      segments.some((s) => s === '' || s === '.' || s === '..') ||
+      segments[0] === TMP_DIR ||
+      key.endsWith(SIDECAR_SUFFIX);
+    const p = path.join(this.root, ...segments);
+    if (bad || !p.startsWith(this.root + path.sep)) {
+      throw new BackendError(this.name, 'Other', `invalid physical key ${JSON.stringify(key)}`);
+    }
+    return p;
+  }
+
+  private tmpName(): string {
+    return path.join(this.tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Renames finished temp files into place (last pair last), then fsyncs the directory. */
+  private async commit(dest: string, pairs: [string, string][]): Promise<void> {
+    const dir = path.dirname(dest);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true });
+        for (const [from, to] of pairs) await rename(from, to);
+        break;
+      } catch (err) {
+        // A concurrent delete may prune the parent between mkdir and rename: recreate it once.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
+      }
+    }
+    await fsyncPath(dir, 'r');
+  }
+
+  async put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void> {
+    const dest = this.resolve(key);
+    const tmpData = this.tmpName();
+    const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
+    let bodyError: unknown;
+    const onBodyError = (err: unknown) => {
+      bodyError ??= err;
+    };
+    body.on('error', onBodyError);
+    try {
+      signal?.throwIfAborted();
+      await mkdir(this.tmpDir, { recursive: true });
+      // flush: fsync before close, and pipeline resolves only after 'close', so the bytes are durable here.
+      const out = createWriteStream(tmpData, { flags: 'wx', mode: 0o644, flush: true, highWaterMark: HIGH_WATER_MARK });
+      await pipeline(body, new ExactLength(size), out, { signal });
+      await writeDurable(tmpMeta, JSON.stringify(meta));
+      signal?.throwIfAborted();
+      await this.commit(dest, [
+        [tmpMeta, dest + SIDECAR_SUFFIX],
+        [tmpData, dest],
+      ]);
+    } catch (err) {
+      await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
+      if (err instanceof BackendError) throw err;
+      if (callerCaused(err, bodyError, signal)) {
+        const cause = bodyError ?? (signal?.aborted ? signal.reason : err);
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new BackendError(this.name, 'Aborted', `put ${key}: ${message}`, { cause });
+      }
+      throw mapFsError(this.name, err, `put ${key}`, 'Unavailable');
+    } finally {
+      body.off('error', onBodyError);
+    }
+  }
+
+  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    const p = this.resolve(key);
+    try {
+      signal?.throwIfAborted();
+      const fh = await open(p, 'r');
+      const stream = fh.createReadStream({
+        autoClose: true,
+        highWaterMark: HIGH_WATER_MARK,
+        ...(range ? { start: range.start, end: range.end } : {}),
+      });
+      return signal ? addAbortSignal(signal, stream) : stream;
+    } catch (err) {
+      throw mapFsError(this.name, err, `get ${key}`);
+    }
+  }
+
+  async head(key: string): Promise<{ size: number; meta?: PhysicalMeta } | null> {
+    const p = this.resolve(key);
+    try {
+      const st = await stat(p);
+      if (!st.isFile()) return null;
+      let meta: PhysicalMeta | undefined;
+      try {
+        meta = JSON.parse(await readFile(p + SIDECAR_SUFFIX, 'utf8')) as PhysicalMeta;
+      } catch {
+        // A missing or unreadable sidecar must not hide the bytes: the object still exists.
+        meta = undefined;
+      }
+      return meta ? { size: st.size, meta } : { size: st.size };
+    } catch (err) {
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) return null;
+      throw mapFsError(this.name, err, `head ${key}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const p = this.resolve(key);
+    try {
+      await ignoreMissing(unlink(p));
+      await ignoreMissing(unlink(p + SIDECAR_SUFFIX));
+    } catch (err) {
+      throw mapFsError(this.name, err, `delete ${key}`);
+    }
+    await this.prune(path.dirname(p));
+  }
+
+  /** Removes empty parent directories, best effort, never the root itself. */
+  private async prune(dir: string): Promise<void> {
+    while (dir.startsWith(this.root + path.sep)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  async copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void> {
+    const src = this.resolve(srcKey);
+    const dest = this.resolve(dstKey);
+    try {
+      await stat(src);
+    } catch (err) {
+      throw mapFsError(this.name, err, `copy ${srcKey}`);
+    }
+    const tmpData = this.tmpName();
+    const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
+    try {
+      await mkdir(this.tmpDir, { recursive: true });
+      // FICLONE shares extents on filesystems that can (btrfs, xfs) and falls back to a byte copy elsewhere.
+      await copyFile(src, tmpData, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+      await fsyncPath(tmpData, 'r+');
+      await writeDurable(tmpMeta, JSON.stringify(meta));
+      await this.commit(dest, [
+        [tmpMeta, dest + SIDECAR_SUFFIX],
+        [tmpData, dest],
+      ]);
+    } catch (err) {
+      await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
+      throw mapFsError(this.name, err, `copy ${srcKey} -> ${dstKey}`, 'NotFound');
+    }
+  }
+
+  async list(
+    prefix: string,
+    opts?: { startAfter?: string; limit?: number },
+  ): Promise<{ entries: BackendListEntry[]; truncated: boolean }> {
+    const limit = opts?.limit ?? DEFAULT_LIST_LIMIT;
+    const entries: BackendListEntry[] = [];
+    try {
+      for await (const entry of this.walk(this.root, '', prefix, opts?.startAfter)) {
+        if (entries.length >= limit) return { entries, truncated: true };
+        entries.push(entry);
+      }
+    } catch (err) {
+      throw mapFsError(this.name, err, `list ${prefix}`, 'Unavailable');
+    }
+    return { entries, truncated: false };
+  }
+
+  /**
+   * Yields files in key order. Directories sort as `name/` so that `a-b` (0x2d) comes before `a/x` (0x2f), as
+   * it does in S3; subtrees that cannot hold a key matching `prefix` or after `startAfter` are skipped.
+   */
+  private async *walk(
+    dirAbs: string,
+    dirKey: string,
+    prefix: string,
+    startAfter: string | undefined,
+  ): AsyncGenerator<BackendListEntry> {
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(dirAbs, { withFileTypes: true });
+    } catch (err) {
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) return;
+      throw err;
+    }
+    const items = dirents
+      .filter((d) => (d.isDirectory() ? !(dirKey === '' && d.name === TMP_DIR) : d.isFile()))
+      .filter((d) => d.isDirectory() || !d.name.endsWith(SIDECAR_SUFFIX))
+      .map((d) => ({ d, key: dirKey + d.name + (d.isDirectory() ? '/' : '') }))
+      .sort((a, b) => byteCompare(a.key, b.key));
+    for (const { d, key } of items) {
+      if (d.isDirectory()) {
+        if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;
+        if (startAfter !== undefined && byteCompare(key, startAfter) <= 0 && !startAfter.startsWith(key)) continue;
+        yield* this.walk(path.join(dirAbs, d.name), key, prefix, startAfter);
+        continue;
+      }
+      if (!key.startsWith(prefix)) continue;
+      if (startAfter !== undefined && byteCompare(key, startAfter) <= 0) continue;
+      // A file deleted between readdir and stat is simply gone from the listing.
+      const st = await stat(path.join(dirAbs, d.name)).catch(() => null);
+      if (st) yield { key, size: st.size };
+    }
+  }
+
+  async check(): Promise<void> {
+    try {
+      await mkdir(this.tmpDir, { recursive: true });
+      const probe = this.tmpName();
+      await writeFile(probe, 'ok');
+      await unlink(probe);
+    } catch (err) {
+      const e = mapFsError(this.name, err, 'check', 'Unavailable');
+      throw new BackendError(
+        this.name,
+        e.kind,
+        `fs backend "${this.name}": directory ${this.root} cannot be created or is not writable: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    await this.removeStaleTemps();
+  }
+
+  /** Deletes temp files a crashed process left behind; best effort. */
+  private async removeStaleTemps(): Promise<void> {
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    const cutoff = Date.now() - STALE_TMP_MS;
+    for (const n of names) {
+      const p = path.join(this.tmpDir, n);
+      const st = await stat(p).catch(() => null);
+      if (st?.isFile() && st.mtimeMs < cutoff) await unlink(p).catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing pooled: every call opens and closes its own handles.
+  }
+}

@@ -1,0 +1,174 @@
+import type { HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import { BackendError, type BackendErrorKind, type PhysicalMeta } from './backend.js';
+import { isAbortError } from './stream-util.js';
+
+/**
+ * How {@link PhysicalMeta} is carried on S3: the Content-* fields as native headers when their value can
+ * travel in an HTTP header unchanged, otherwise base64url in user metadata; the logical identity always in
+ * `x-amz-meta-s3o-*` (the key base64url-encoded, since keys are any UTF-8 and S3 metadata is ASCII).
+ */
+export interface EncodedMeta {
+  /** Typed PutObject/CopyObject input fields. */
+  native: {
+    ContentType?: string;
+    ContentEncoding?: string;
+    ContentDisposition?: string;
+    ContentLanguage?: string;
+    CacheControl?: string;
+  };
+  /** User metadata, names without the `x-amz-meta-` prefix. */
+  metadata: Record<string, string>;
+  /** Raw request headers the typed input cannot express (Expires as the client's exact string). */
+  headers: Record<string, string>;
+  /** Size of the user metadata as S3 counts it (UTF-8 bytes of names and values). */
+  metadataBytes: number;
+}
+
+type NativeField = 'contentType' | 'contentEncoding' | 'contentDisposition' | 'contentLanguage' | 'cacheControl';
+
+const NATIVE: readonly [NativeField, keyof EncodedMeta['native'], string][] = [
+  ['contentType', 'ContentType', 's3o-ct'],
+  ['contentEncoding', 'ContentEncoding', 's3o-ce'],
+  ['contentDisposition', 'ContentDisposition', 's3o-cd'],
+  ['contentLanguage', 'ContentLanguage', 's3o-cl'],
+  ['cacheControl', 'CacheControl', 's3o-cc'],
+];
+const EXPIRES_META = 's3o-ex';
+
+/** Printable ASCII without surrounding whitespace survives an HTTP header round trip byte for byte. */
+function headerSafe(v: string): boolean {
+  return /^[\x20-\x7e]*$/.test(v) && v.trim() === v;
+}
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+const unb64 = (s: string) => Buffer.from(s, 'base64url').toString('utf8');
+
+/** Encodes meta for PutObject / CopyObject (MetadataDirective REPLACE). */
+export function encodeMeta(meta: PhysicalMeta): EncodedMeta {
+  const native: EncodedMeta['native'] = {};
+  const metadata: Record<string, string> = {
+    's3o-bucket': meta.bucket,
+    's3o-key': b64(meta.key),
+    's3o-version': meta.versionId,
+  };
+  if (meta.etag !== undefined) metadata['s3o-etag'] = meta.etag;
+  for (const [field, input, metaName] of NATIVE) {
+    const v = meta[field];
+    if (v === undefined) continue;
+    if (headerSafe(v)) native[input] = v;
+    else metadata[metaName] = b64(v);
+  }
+  const headers: Record<string, string> = {};
+  if (meta.expires !== undefined) {
+    if (headerSafe(meta.expires)) headers.expires = meta.expires;
+    else metadata[EXPIRES_META] = b64(meta.expires);
+  }
+  let metadataBytes = 0;
+  for (const [k, v] of Object.entries(metadata)) metadataBytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+  return { native, metadata, headers, metadataBytes };
+}
+
+/**
+ * Decodes what {@link encodeMeta} stored, or undefined for an object not written by the orchestrator.
+ * A provider's default Content-Type (e.g. `binary/octet-stream`) comes back as if it had been set.
+ */
+export function decodeMeta(res: HeadObjectCommandOutput): PhysicalMeta | undefined {
+  const m = res.Metadata ?? {};
+  const bucket = m['s3o-bucket'];
+  const key = m['s3o-key'];
+  const versionId = m['s3o-version'];
+  if (bucket === undefined || key === undefined || versionId === undefined) return undefined;
+  const meta: PhysicalMeta = { bucket, key: unb64(key), versionId };
+  if (m['s3o-etag'] !== undefined) meta.etag = m['s3o-etag'];
+  for (const [field, input, metaName] of NATIVE) {
+    const encoded = m[metaName];
+    const v = encoded !== undefined ? unb64(encoded) : res[input];
+    if (v !== undefined) meta[field] = v;
+  }
+  const expires = m[EXPIRES_META] !== undefined ? unb64(m[EXPIRES_META]) : res.ExpiresString;
+  if (expires !== undefined) meta.expires = expires;
+  return meta;
+}
+
+const NOT_FOUND = new Set(['NoSuchKey', 'NotFound', 'NoSuchVersion']);
+const ACCESS = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'AccountProblem',
+  'AllAccessDisabled',
+  'Forbidden',
+  'Unauthorized',
+]);
+const FULL = new Set([
+  'QuotaExceeded',
+  'EntityTooLarge',
+  'StorageQuotaExceeded',
+  'InsufficientStorage',
+  'XMinioStorageFull',
+  'XMinioAdminBucketQuotaExceeded',
+  'NotEnoughSpace',
+  'ServiceQuotaExceeded',
+  'storage_cap_exceeded',
+]);
+const FULL_MESSAGE = /storage cap|quota (has been )?exceeded|insufficient storage|storage (is )?full|no space left/i;
+const UNAVAILABLE = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequests',
+  'RequestTimeTooSkewed',
+  'TimeoutError',
+  'NoSuchBucket',
+]);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EADDRNOTAVAIL',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_SOCKET',
+]);
+
+/** The one place SDK and network errors become {@link BackendError} kinds. */
+export function mapS3Error(backend: string, err: unknown, what: string): BackendError {
+  if (err instanceof BackendError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    name?: string;
+    code?: string;
+    Code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = e.Code ?? e.name ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  const message = e.message ?? String(err);
+  let kind: BackendErrorKind;
+  if (isAbortError(err)) kind = 'Aborted';
+  else if (name === 'NoSuchBucket') kind = 'Unavailable';
+  else if (NOT_FOUND.has(name) || status === 404) kind = 'NotFound';
+  else if (FULL.has(name) || status === 507 || FULL_MESSAGE.test(message)) kind = 'Full';
+  else if (ACCESS.has(name) || status === 401 || status === 403) kind = 'AccessDenied';
+  else if (
+    UNAVAILABLE.has(name) ||
+    NETWORK_CODES.has(e.code ?? '') ||
+    status === 429 ||
+    (status !== undefined && status >= 500)
+  ) {
+    kind = 'Unavailable';
+  } else kind = 'Other';
+  const detail = status !== undefined ? `${name || 'error'} (HTTP ${status}): ${message}` : `${name}: ${message}`;
+  return new BackendError(backend, kind, `${what}: ${detail}`, { cause: err });
+}

@@ -1,0 +1,260 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import type { S3BackendConfig } from '../config/types.js';
+import {
+  BackendError,
+  type Backend,
+  type BackendListEntry,
+  type ByteRange,
+  type PhysicalMeta,
+} from './backend.js';
+import { decodeMeta, encodeMeta, mapS3Error, type EncodedMeta } from './s3-meta.js';
+import { callerCaused, ExactLength } from './stream-util.js';
+
+export { mapS3Error } from './s3-meta.js';
+
+/** Tunables of the HTTP client; the defaults suit both cloud providers and loopback test servers. */
+export interface S3BackendOptions {
+  /** Time allowed to establish a TCP/TLS connection, ms (default 5000). */
+  connectionTimeoutMs?: number;
+  /**
+   * A socket that makes no progress for this long is destroyed, ms (default 60000). This is an idle timeout,
+   * not a total-transfer timeout: a multi-gigabyte transfer that keeps moving is never cut off.
+   */
+  idleTimeoutMs?: number;
+  /** Concurrent sockets per backend (default 128). */
+  maxSockets?: number;
+  /** Attempts for requests without a streaming body (default 3). Streaming puts are never retried. */
+  maxAttempts?: number;
+}
+
+const DEFAULT_LIST_LIMIT = 1000;
+
+/** SDK logger that stays silent: failures reach callers as BackendErrors, and the SDK's warnings are noise. */
+const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+/** Percent-encodes each key segment for x-amz-copy-source, keeping the '/' separators. */
+function encodeCopySource(bucket: string, key: string): string {
+  return `${encodeURIComponent(bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** Builds the middleware that sets raw headers the typed command input cannot carry (Expires as a string). */
+function rawHeaders(headers: Record<string, string>) {
+  return (next: (args: { request: unknown }) => Promise<unknown>) =>
+    async (args: { request: unknown }) => {
+      const req = args.request as { headers?: Record<string, string> };
+      if (req.headers) Object.assign(req.headers, headers);
+      return next(args);
+    };
+}
+
+/**
+ * A backend on an S3-compatible provider. Physical keys are stored under the configured prefix; the
+ * {@link PhysicalMeta} travels as Content-* headers plus `x-amz-meta-s3o-*` user metadata.
+ */
+export class S3Backend implements Backend {
+  readonly type = 's3' as const;
+  readonly name: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly endpoint: string;
+  private readonly client: S3Client;
+
+  constructor(cfg: S3BackendConfig, opts: S3BackendOptions = {}) {
+    this.name = cfg.name;
+    this.bucket = cfg.bucket;
+    this.prefix = cfg.prefix;
+    this.endpoint = cfg.endpoint ?? `https://s3.${cfg.region}.amazonaws.com`;
+    const agentOpts = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: opts.maxSockets ?? 128 };
+    this.client = new S3Client({
+      region: cfg.region,
+      ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+      forcePathStyle: cfg.forcePathStyle,
+      credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
+      // Otherwise the SDK frames bodies as aws-chunked with CRC trailers, which some providers store verbatim.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: opts.maxAttempts ?? 3,
+      logger: quietLogger,
+      requestHandler: {
+        httpAgent: new HttpAgent(agentOpts),
+        httpsAgent: new HttpsAgent(agentOpts),
+        connectionTimeout: opts.connectionTimeoutMs ?? 5000,
+        // In @smithy/node-http-handler 4.x `requestTimeout` is a whole-request timer (warn-only by default);
+        // `socketTimeout` is the per-socket inactivity timeout we want.
+        socketTimeout: opts.idleTimeoutMs ?? 60_000,
+      },
+    });
+  }
+
+  private physical(key: string): string {
+    return this.prefix + key;
+  }
+
+  private fail(err: unknown, what: string): BackendError {
+    return mapS3Error(this.name, err, what);
+  }
+
+  /** Input fields and raw headers shared by put and copy. */
+  private metaInput(meta: PhysicalMeta): EncodedMeta {
+    const encoded = encodeMeta(meta);
+    if (encoded.metadataBytes > 2048) {
+      throw new BackendError(
+        this.name,
+        'Other',
+        `object metadata needs ${encoded.metadataBytes} bytes of user metadata; S3 allows 2048`,
+      );
+    }
+    return encoded;
+  }
+
+  async put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void> {
+    const { native, metadata, headers } = this.metaInput(meta);
+    const ac = new AbortController();
+    const onAbort = () => ac.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let bodyError: unknown;
+    const onBodyError = (err: unknown) => {
+      bodyError ??= err;
+    };
+    body.on('error', onBodyError);
+    const counted = new ExactLength(size);
+    // The SDK pipes the body with .pipe(), which does not forward errors: a failing or short body must abort
+    // the HTTP request explicitly, or the provider would wait for the missing bytes.
+    pipeline(body, counted).catch((err: unknown) => ac.abort(err));
+    try {
+      const cmd = new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.physical(key),
+        Body: counted,
+        ContentLength: size,
+        ...native,
+        Metadata: metadata,
+      });
+      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
+      await this.client.send(cmd, { abortSignal: ac.signal });
+    } catch (err) {
+      if (!counted.destroyed) counted.destroy();
+      if (callerCaused(err, bodyError, signal) || ac.signal.aborted) {
+        const cause = bodyError ?? (signal?.aborted ? signal.reason : (ac.signal.reason ?? err));
+        const message = cause instanceof Error ? cause.message : String(cause);
+        throw new BackendError(this.name, 'Aborted', `put ${key}: ${message}`, { cause });
+      }
+      throw this.fail(err, `put ${key}`);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      body.off('error', onBodyError);
+    }
+  }
+
+  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.physical(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+        signal ? { abortSignal: signal } : {},
+      );
+      // The body is the socket's IncomingMessage itself: destroying it tears down the connection read.
+      if (!(res.Body instanceof Readable)) throw new Error('response body is not a Node stream');
+      return res.Body;
+    } catch (err) {
+      throw this.fail(err, `get ${key}`);
+    }
+  }
+
+  async head(key: string): Promise<{ size: number; meta?: PhysicalMeta } | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.physical(key) }));
+      const meta = decodeMeta(res);
+      return meta ? { size: res.ContentLength ?? 0, meta } : { size: res.ContentLength ?? 0 };
+    } catch (err) {
+      const e = this.fail(err, `head ${key}`);
+      if (e.kind === 'NotFound') return null;
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.physical(key) }));
+    } catch (err) {
+      const e = this.fail(err, `delete ${key}`);
+      if (e.kind !== 'NotFound') throw e;
+    }
+  }
+
+  async copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void> {
+    const { native, metadata, headers } = this.metaInput(meta);
+    try {
+      const cmd = new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: this.physical(dstKey),
+        CopySource: encodeCopySource(this.bucket, this.physical(srcKey)),
+        MetadataDirective: 'REPLACE',
+        ...native,
+        Metadata: metadata,
+      });
+      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
+      await this.client.send(cmd);
+    } catch (err) {
+      throw this.fail(err, `copy ${srcKey} -> ${dstKey}`);
+    }
+  }
+
+  async list(
+    prefix: string,
+    opts?: { startAfter?: string; limit?: number },
+  ): Promise<{ entries: BackendListEntry[]; truncated: boolean }> {
+    try {
+      const res = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.physical(prefix),
+          MaxKeys: Math.min(opts?.limit ?? DEFAULT_LIST_LIMIT, DEFAULT_LIST_LIMIT),
+          ...(opts?.startAfter !== undefined ? { StartAfter: this.physical(opts.startAfter) } : {}),
+        }),
+      );
+      const entries = (res.Contents ?? [])
+        .filter((c) => c.Key?.startsWith(this.prefix))
+        .map((c) => ({ key: (c.Key ?? '').slice(this.prefix.length), size: c.Size ?? 0 }));
+      return { entries, truncated: res.IsTruncated === true };
+    } catch (err) {
+      throw this.fail(err, `list ${prefix}`);
+    }
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      const e = this.fail(err, 'check');
+      const why = e.kind === 'NotFound' ? 'the bucket does not exist' : e.message;
+      throw new BackendError(
+        this.name,
+        e.kind === 'NotFound' ? 'Unavailable' : e.kind,
+        `s3 backend "${this.name}": bucket "${this.bucket}" at ${this.endpoint} is not usable: ${why}`,
+        { cause: err },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}
