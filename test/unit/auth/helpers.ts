@@ -1,30 +1,17 @@
 /**
- * Test helpers for SigV4: a signer built on the AWS SDK's own @smithy/signature-v4, an aws-chunked
+ * Test helpers for SigV4: the AWS SDK's own signer (@smithy/signature-v4 with its Sha256), an aws-chunked
  * encoder (written from the AWS documentation, checked against its worked example), stream plumbing.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { Sha256 } from '@smithy/core/checksum';
 import type { Credential } from '../../../src/core/types.js';
 import { S3Error } from '../../../src/s3/errors.js';
 import { createBodyVerifier } from '../../../src/s3/auth/body.js';
 import type { AuthenticatedRequest, CredentialLookup, RequestHead } from '../../../src/s3/auth/types.js';
 import type { BodyDigests } from '../../../src/core/types.js';
-
-/** A Checksum implementation for the SDK signer backed by node:crypto (HMAC when given a secret). */
-export class NodeSha256 {
-  private readonly h;
-  constructor(secret?: string | Uint8Array) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', secret);
-  }
-  update(data: string | Uint8Array): void {
-    this.h.update(data);
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.h.digest()));
-  }
-}
 
 export const REGION = 'us-east-1';
 /** A fixed "now" for tests: 2024-03-01T12:00:00Z. */
@@ -84,7 +71,7 @@ export async function signHead(input: SignInput): Promise<RequestHead> {
     credentials: { accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretAccessKey },
     region: input.region ?? REGION,
     service: 's3',
-    sha256: NodeSha256,
+    sha256: Sha256,
     uriEscapePath: false,
     applyChecksum: false,
   });
@@ -115,7 +102,7 @@ export async function presignHead(
     credentials: { accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretAccessKey },
     region: input.region ?? REGION,
     service: 's3',
-    sha256: NodeSha256,
+    sha256: Sha256,
     uriEscapePath: false,
     applyChecksum: false,
   });
