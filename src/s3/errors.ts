@@ -94,6 +94,10 @@ export const S3_ERRORS = {
   XAmzContentSHA256Mismatch: { status: 400, message: 'The provided \'x-amz-content-sha256\' header does not match what was computed.' },
   /** The request body is larger than allowed for this operation. */
   MaxMessageLengthExceeded: { status: 400, message: 'Your request was too big.' },
+  /** User metadata (x-amz-meta-* names and values) is larger than 2 KB. */
+  MetadataTooLarge: { status: 400, message: 'Your metadata headers exceed the maximum allowed metadata size.' },
+  /** The request URI could not be parsed (bad percent-encoding or invalid UTF-8). */
+  InvalidURI: { status: 400, message: "Couldn't parse the specified URI." },
   /** DeleteObjects with more than 1000 keys, tagging with too many tags, and similar. */
   InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
 } as const satisfies Record<string, S3ErrorSpec>;

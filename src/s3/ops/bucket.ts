@@ -1,0 +1,66 @@
+/**
+ * Bucket-level operations: ListBuckets, HeadBucket, GetBucketLocation, GetBucketVersioning,
+ * CreateBucket and DeleteBucket. Buckets are managed by configuration and the admin API, so
+ * CreateBucket only acknowledges buckets the credential already owns.
+ */
+import { S3Error } from '../errors.js';
+import { isoDate } from '../headers.js';
+import type { S3Op } from '../router.js';
+import { xmlResult, type S3Result } from '../result.js';
+import { el, xmlDocument } from '../xml.js';
+import { drainBody, ownerXml, type OpContext } from './common.js';
+
+type Op<K extends S3Op['op']> = Extract<S3Op, { op: K }>;
+
+async function requireBucket(ctx: OpContext, bucket: string): Promise<void> {
+  if (!(await ctx.tenants.getBucket(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
+}
+
+/** ListBuckets: only the buckets of the requesting credential. */
+export async function listBuckets(ctx: OpContext): Promise<S3Result> {
+  const buckets = await ctx.tenants.listBuckets(ctx.auth.credential.buckets);
+  return xmlResult(
+    200,
+    xmlDocument('ListAllMyBucketsResult', [
+      ownerXml(ctx),
+      el(
+        'Buckets',
+        buckets.map((b) => el('Bucket', [el('Name', b.name), el('CreationDate', isoDate(b.createdAt))])),
+      ),
+    ]),
+  );
+}
+
+/** HeadBucket: 200 with the region, 404 without a body when missing. */
+export async function headBucket(ctx: OpContext, op: Op<'HeadBucket'>): Promise<S3Result> {
+  await requireBucket(ctx, op.bucket);
+  return { status: 200, headers: { 'x-amz-bucket-region': ctx.config.region } };
+}
+
+/** GetBucketLocation: empty for us-east-1, as S3 answers. */
+export async function getBucketLocation(ctx: OpContext, op: Op<'GetBucketLocation'>): Promise<S3Result> {
+  await requireBucket(ctx, op.bucket);
+  const region = ctx.config.region === 'us-east-1' ? '' : ctx.config.region;
+  return xmlResult(200, xmlDocument('LocationConstraint', region));
+}
+
+/** GetBucketVersioning: versioning has never been enabled, so the configuration is empty. */
+export async function getBucketVersioning(ctx: OpContext, op: Op<'GetBucketVersioning'>): Promise<S3Result> {
+  await requireBucket(ctx, op.bucket);
+  return xmlResult(200, xmlDocument('VersioningConfiguration', []));
+}
+
+/**
+ * CreateBucket: authorization already established that the credential owns the name, so this is the
+ * us-east-1 "you already own it" success.
+ */
+export async function createBucket(ctx: OpContext, op: Op<'CreateBucket'>): Promise<S3Result> {
+  drainBody(ctx);
+  await requireBucket(ctx, op.bucket);
+  return { status: 200, headers: { Location: `/${op.bucket}` } };
+}
+
+/** DeleteBucket: buckets are not managed through S3. */
+export async function deleteBucket(): Promise<S3Result> {
+  throw new S3Error('AccessDenied', 'Buckets are managed by the orchestrator configuration, not through S3.');
+}

@@ -1,0 +1,98 @@
+/**
+ * Helpers shared by the operation handlers: the handler context, verified request bodies, the owner
+ * element, and S3's URL encoding of listed names.
+ */
+import { createHash } from 'node:crypto';
+import { pipeline, type Readable } from 'node:stream';
+import type { ObjectStore, TenantDirectory, BodyDigests } from '../../core/types.js';
+import type { S3ServerConfig } from '../../config/types.js';
+import type { Logger } from '../../log.js';
+import type { AuthenticatedRequest, RequestHead } from '../auth/types.js';
+import { createBodyVerifier } from '../auth/body.js';
+import { S3Error } from '../errors.js';
+import { el, type Xml } from '../xml.js';
+
+/** Everything a handler may use; handlers never see uWS. */
+export interface OpContext {
+  store: ObjectStore;
+  tenants: TenantDirectory;
+  config: S3ServerConfig;
+  /** Request-scoped logger (carries the request id). */
+  log: Logger;
+  requestId: string;
+  auth: AuthenticatedRequest;
+  head: RequestHead;
+  /** The raw (undecoded, unverified) request body. */
+  body: Readable;
+  /** Fires when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** A verified body stream plus the first S3Error it failed with (so callers can report it, not core's wrapper). */
+export interface VerifiedBody {
+  stream: Readable;
+  digests: () => BodyDigests;
+  /** The S3Error the body failed with (bad signature, bad digest, timeout), if any. */
+  failure(): S3Error | undefined;
+}
+
+/** Pipes the raw body through the SigV4/aws-chunked/checksum verifier. */
+export function verifiedBody(ctx: OpContext): VerifiedBody {
+  const verifier = createBodyVerifier(ctx.auth, ctx.head);
+  let failure: S3Error | undefined;
+  const note = (err: unknown): void => {
+    if (failure === undefined && err instanceof S3Error) failure = err;
+  };
+  verifier.stream.on('error', note);
+  pipeline(ctx.body, verifier.stream, (err) => {
+    if (err) note(err);
+  });
+  return { stream: verifier.stream, digests: () => verifier.digests(), failure: () => failure };
+}
+
+/** Reads a small verified body (XML requests) up to `limit` bytes; larger → MaxMessageLengthExceeded. */
+export async function readSmallBody(ctx: OpContext, limit: number): Promise<{ text: string; digests: BodyDigests }> {
+  const v = verifiedBody(ctx);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const chunk of v.stream) {
+      n += (chunk as Buffer).length;
+      if (n > limit) throw new S3Error('MaxMessageLengthExceeded');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    v.stream.destroy();
+    throw v.failure() ?? err;
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), digests: v.digests() };
+}
+
+/** Checks Content-MD5 (when sent) against the body's MD5. */
+export function checkContentMd5(ctx: OpContext, md5Hex: string): void {
+  const sent = ctx.head.headers['content-md5'];
+  if (sent === undefined) return;
+  const decoded = Buffer.from(sent, 'base64');
+  if (decoded.length !== 16 || decoded.toString('base64') !== sent.trim()) throw new S3Error('InvalidDigest');
+  if (decoded.toString('hex') !== md5Hex) throw new S3Error('BadDigest', undefined, { ExpectedDigest: sent });
+}
+
+/** The Owner element: a stable canonical-looking id derived from the access key, and its display name. */
+export function ownerXml(ctx: OpContext): Xml {
+  const id = ctx.auth.credential.accessKeyId;
+  return el('Owner', [el('ID', createHash('sha256').update(`owner:${id}`).digest('hex')), el('DisplayName', id)]);
+}
+
+/**
+ * S3's `encoding-type=url`: form-style URL encoding (space → `+`, so a literal `+` is `%2B`) with `/`
+ * kept, which is what botocore's unquote_plus and the AWS SDKs decode.
+ */
+export function s3UrlEncode(s: string): string {
+  return encodeURIComponent(s).replace(/%20/g, '+').replace(/%2F/g, '/');
+}
+
+/** Discards an unexpected request body so the connection can be reused. */
+export function drainBody(ctx: OpContext): void {
+  ctx.body.resume();
+  ctx.body.on('error', () => {});
+}

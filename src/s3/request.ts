@@ -1,0 +1,136 @@
+/**
+ * The request pipeline: route → authenticate (SigV4) → authorize (the credential's buckets) →
+ * handler → response headers, error XML and metrics. Errors are mapped to S3 errors in one place
+ * ({@link toClientError}); unknown ones are logged with the request id and answered as InternalError.
+ */
+import type { ObjectStore, TenantDirectory } from '../core/types.js';
+import type { S3ServerConfig } from '../config/types.js';
+import type { Metrics } from '../metrics.js';
+import type { Logger } from '../log.js';
+import { verifyRequest } from './auth/sigv4.js';
+import type { AuthenticatedRequest, RequestHead } from './auth/types.js';
+import { S3Error } from './errors.js';
+import { route, type S3Op } from './router.js';
+import { errorResult, newHostId, newRequestId, toClientError, type S3Result } from './result.js';
+import type { HttpHandler, HttpRequestIn } from './uws-adapter.js';
+import type { OpContext } from './ops/common.js';
+import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets } from './ops/bucket.js';
+import { getObject } from './ops/object-get.js';
+import { putObject } from './ops/object-put.js';
+import { copyObject } from './ops/copy.js';
+import { deleteObject, deleteObjects } from './ops/delete.js';
+import { listObjectsV1, listObjectsV2 } from './ops/list.js';
+
+/** What the S3 server needs from the rest of the process. */
+export interface S3Deps {
+  store: ObjectStore;
+  tenants: TenantDirectory;
+  config: S3ServerConfig;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** Throws AccessDenied unless the credential may use every bucket the operation names. */
+export function authorize(auth: AuthenticatedRequest, op: S3Op): void {
+  const buckets: string[] = [];
+  if ('bucket' in op) buckets.push(op.bucket);
+  if (op.op === 'CopyObject') buckets.push(op.srcBucket);
+  for (const b of buckets) {
+    // Same answer whether or not the bucket exists: existence is not leaked to other tenants.
+    if (!auth.credential.buckets.includes(b)) throw new S3Error('AccessDenied');
+  }
+}
+
+function dispatch(ctx: OpContext, op: S3Op): Promise<S3Result> {
+  switch (op.op) {
+    case 'ListBuckets':
+      return listBuckets(ctx);
+    case 'HeadBucket':
+      return headBucket(ctx, op);
+    case 'GetBucketLocation':
+      return getBucketLocation(ctx, op);
+    case 'GetBucketVersioning':
+      return getBucketVersioning(ctx, op);
+    case 'CreateBucket':
+      return createBucket(ctx, op);
+    case 'DeleteBucket':
+      return deleteBucket();
+    case 'ListObjectsV2':
+      return listObjectsV2(ctx, op);
+    case 'ListObjects':
+      return listObjectsV1(ctx, op);
+    case 'PutObject':
+      return putObject(ctx, op);
+    case 'GetObject':
+    case 'HeadObject':
+      return getObject(ctx, op);
+    case 'DeleteObject':
+      return deleteObject(ctx, op);
+    case 'DeleteObjects':
+      return deleteObjects(ctx, op);
+    case 'CopyObject':
+      return copyObject(ctx, op);
+  }
+}
+
+/** The metric label of a request that could not be routed. */
+function failedRouteLabel(err: unknown): string {
+  return err instanceof S3Error && err.code === 'NotImplemented' ? 'NotImplemented' : 'Invalid';
+}
+
+/** Builds the HTTP handler serving S3 over `deps`. */
+export function createS3Handler(deps: S3Deps): HttpHandler {
+  const lookup = (id: string) => deps.tenants.lookupCredential(id);
+  return async (req: HttpRequestIn): Promise<S3Result> => {
+    const started = process.hrtime.bigint();
+    const requestId = newRequestId();
+    const log = deps.log.child({ requestId });
+    const head: RequestHead = { method: req.method, rawPath: req.rawPath, rawQuery: req.rawQuery, headers: req.headers };
+    let label = 'Invalid';
+    let op: S3Op | undefined;
+    let result: S3Result;
+    try {
+      let routeError: unknown;
+      try {
+        op = route(head, deps.config);
+        label = op.op;
+      } catch (err) {
+        routeError = err;
+        label = failedRouteLabel(err);
+      }
+      // Authenticate even unroutable requests first: anonymous callers learn nothing about the API.
+      const auth = await verifyRequest(head, lookup, { region: deps.config.region });
+      if (op === undefined) throw routeError;
+      authorize(auth, op);
+      const ctx: OpContext = {
+        store: deps.store,
+        tenants: deps.tenants,
+        config: deps.config,
+        log,
+        requestId,
+        auth,
+        head,
+        body: req.body,
+        signal: req.signal,
+      };
+      result = await dispatch(ctx, op);
+    } catch (err) {
+      const e = toClientError(err, op && 'key' in op ? { bucket: op.bucket, key: op.key } : op && 'bucket' in op ? { bucket: op.bucket } : {});
+      if (e.code === 'InternalError') log.error('s3 request failed', { op: label, method: req.method, path: req.rawPath, err: e.cause ?? e });
+      else log.debug('s3 request rejected', { op: label, code: e.code, err: e.cause instanceof Error ? e.cause : undefined });
+      result = errorResult(e, requestId, req.rawPath, req.method === 'HEAD');
+    }
+    result.headers['x-amz-request-id'] = requestId;
+    result.headers['x-amz-id-2'] = newHostId();
+    result.headers['Server'] = 's3-orchestrator';
+    const status = String(result.status);
+    result.onDone = (outcome) => {
+      const m = deps.metrics;
+      m.s3Requests.inc({ op: label, status: outcome.aborted ? 'aborted' : status });
+      m.s3Duration.observe({ op: label }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (outcome.bytesIn > 0) m.bytesIn.inc({ op: label }, outcome.bytesIn);
+      if (outcome.bytesOut > 0) m.bytesOut.inc({ op: label }, outcome.bytesOut);
+    };
+    return result;
+  };
+}
