@@ -88,6 +88,23 @@ export interface Backend {
   list(prefix: string, opts?: { startAfter?: string; limit?: number }): Promise<{ entries: BackendListEntry[]; truncated: boolean }>;
   /** Verifies at start-up that the backend is reachable and writable (bucket exists, directory writable). */
   check(): Promise<void>;
+
+  // Native multipart: parts go straight to the backend; completing assembles them there, so no byte of
+  // the object passes through the orchestrator again and completion time does not grow with object size.
+
+  /** Starts a native multipart upload for `key`; returns the backend's upload id. */
+  createMultipart(key: string, meta: PhysicalMeta): Promise<string>;
+  /**
+   * Stores part `partNumber` (1–10000) of exactly `size` bytes. Uploading the same number again replaces it.
+   * Returns the backend's ETag for the part (needed to complete), without quotes.
+   */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number, signal?: AbortSignal): Promise<string>;
+  /** Server-side part copy from another physical key of this backend (inclusive byte range). Returns the part ETag. */
+  uploadPartCopy(key: string, uploadId: string, partNumber: number, srcKey: string, range: ByteRange): Promise<string>;
+  /** Assembles the listed parts (ascending, with the ETags uploadPart returned) into the object `key`. */
+  completeMultipart(key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[]): Promise<void>;
+  /** Discards an upload and its parts; aborting an unknown or finished upload succeeds. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
   /** Releases sockets and handles. */
   close(): Promise<void>;
 }

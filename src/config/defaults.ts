@@ -20,6 +20,7 @@ export const DEFAULTS = {
   cleanupIntervalMs: 1_000,
   cleanupDelayMs: 30_000,
   staleWriteMs: 10 * 60_000,
+  abandonedUploadMs: 7 * 24 * 3600_000,
 } as const;
 
 /** Freezes `value` and everything reachable from it, so a Config cannot be changed after loading. */
@@ -63,6 +64,7 @@ export function zeroConfig(dataDir = './data'): Config {
       cleanupIntervalMs: DEFAULTS.cleanupIntervalMs,
       cleanupDelayMs: DEFAULTS.cleanupDelayMs,
       staleWriteMs: DEFAULTS.staleWriteMs,
+      abandonedUploadMs: DEFAULTS.abandonedUploadMs,
     },
     demo: true,
   });

@@ -387,7 +387,7 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
 }
 
 function readWorkers(c: Checker, v: unknown): Config['workers'] {
-  const w = c.mapping(v, 'workers', ['cleanup_interval', 'cleanup_delay', 'stale_write_timeout']) ?? {};
+  const w = c.mapping(v, 'workers', ['cleanup_interval', 'cleanup_delay', 'stale_write_timeout', 'abandoned_upload_timeout']) ?? {};
   const positive = (value: unknown, key: string, fallback: number): number => {
     const ms = c.duration(value, keyPath('workers', key));
     if (ms === 0) c.problem(keyPath('workers', key), 'must be greater than 0');
@@ -398,5 +398,6 @@ function readWorkers(c: Checker, v: unknown): Config['workers'] {
     // 0 is allowed here: delete replaced bytes at once, for deployments without long-running reads.
     cleanupDelayMs: c.duration(w.cleanup_delay, 'workers.cleanup_delay') ?? DEFAULTS.cleanupDelayMs,
     staleWriteMs: positive(w.stale_write_timeout, 'stale_write_timeout', DEFAULTS.staleWriteMs),
+    abandonedUploadMs: positive(w.abandoned_upload_timeout, 'abandoned_upload_timeout', DEFAULTS.abandonedUploadMs),
   };
 }

@@ -86,6 +86,8 @@ export interface WorkersConfig {
    * started before the change can finish. Quota is released when the bytes are gone.
    */
   cleanupDelayMs: number;
+  /** Multipart uploads started longer ago than this are aborted and their parts removed, ms (default 7 days). */
+  abandonedUploadMs: number;
   /** Pending (in-progress) writes whose heartbeat is older than this are aborted, ms (default 10 min). */
   staleWriteMs: number;
 }

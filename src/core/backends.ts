@@ -60,5 +60,13 @@ function instrument(b: Backend, m: Metrics): Backend {
     list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
     check: () => timed('check', () => b.check()),
     close: () => b.close(),
+    createMultipart: (key: string, meta: PhysicalMeta) => timed('create_multipart', () => b.createMultipart(key, meta)),
+    uploadPart: (key: string, uploadId: string, n: number, body: Readable, size: number, signal?: AbortSignal) =>
+      timed('upload_part', () => b.uploadPart(key, uploadId, n, body, size, signal)),
+    uploadPartCopy: (key: string, uploadId: string, n: number, src: string, range: ByteRange) =>
+      timed('upload_part_copy', () => b.uploadPartCopy(key, uploadId, n, src, range)),
+    completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[]) =>
+      timed('complete_multipart', () => b.completeMultipart(key, uploadId, parts)),
+    abortMultipart: (key: string, uploadId: string) => timed('abort_multipart', () => b.abortMultipart(key, uploadId)),
   };
 }

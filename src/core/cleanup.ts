@@ -1,10 +1,12 @@
 import type { Db } from '../meta/db.js';
 import * as bq from '../meta/queries/backends.js';
 import * as jq from '../meta/queries/jobs.js';
+import * as mq from '../meta/queries/multipart.js';
 import * as oq from '../meta/queries/objects.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { BackendRegistry } from './backends.js';
+import { abortUploadIn } from './multipart.js';
 import { abortIn, run } from './writes.js';
 
 /** Lease on a claimed job: a worker that dies mid-job gives it back after this long. */
@@ -50,6 +52,7 @@ async function runJob(deps: CleanupDeps, job: jq.CleanupJobRow): Promise<void> {
     }
     const backend = deps.backends.get(job.backend);
     if (!backend) throw new Error(`backend ${job.backend} is not configured`);
+    if (job.upload_id) await backend.abortMultipart(job.physical_key, job.upload_id);
     await backend.delete(job.physical_key);
     await deps.db.tx(async (q) => {
       await run(q, jq.deleteJob(job.id));
@@ -62,6 +65,15 @@ async function runJob(deps: CleanupDeps, job: jq.CleanupJobRow): Promise<void> {
     deps.metrics?.cleanupJobs.inc({ outcome: 'retry' });
     await run(deps.db, jq.retryJob(job.id, delay, err instanceof Error ? err.message : String(err))).catch(() => {});
   }
+}
+
+/** Aborts multipart uploads started more than `maxAgeMs` ago. Returns the count. */
+export async function abortAbandonedUploads(db: Db, maxAgeMs: number, limit = 100): Promise<number> {
+  return db.tx(async (q) => {
+    const { rows } = await run<mq.UploadRow>(q, mq.selectAbandoned(maxAgeMs, limit));
+    for (const u of rows) await abortUploadIn(q, u, 'abandoned-upload');
+    return rows.length;
+  });
 }
 
 /**

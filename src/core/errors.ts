@@ -28,7 +28,13 @@ export type CoreErrorCode =
   /** The request is not valid in the current state. */
   | 'InvalidRequest'
   /** A backend or the metadata store is unavailable. */
-  | 'ServiceUnavailable';
+  | 'ServiceUnavailable'
+  /** CompleteMultipartUpload names a part that was not uploaded or whose ETag/checksum differs. */
+  | 'InvalidPart'
+  /** CompleteMultipartUpload lists parts out of ascending order. */
+  | 'InvalidPartOrder'
+  /** A part other than the last is smaller than 5 MiB. */
+  | 'EntityTooSmall';
 
 /** An error core/ raises on purpose; anything else reaching a caller is internal. */
 export class CoreError extends Error {

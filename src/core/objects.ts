@@ -39,7 +39,8 @@ export class CoreObjectStore implements ObjectStore {
     return this.#deps.backends;
   }
 
-  async #requireBucket(bucket: string): Promise<void> {
+  /** Throws NoSuchBucket unless the bucket exists. */
+  async requireBucket(bucket: string): Promise<void> {
     if (!(await this.#tenants.getBucket(bucket))) throw new CoreError('NoSuchBucket', bucket);
   }
 
@@ -51,7 +52,7 @@ export class CoreObjectStore implements ObjectStore {
   async #requireLive(bucket: string, key: string): Promise<ObjectVersion> {
     const v = await this.#live(bucket, key);
     if (v) return v;
-    await this.#requireBucket(bucket);
+    await this.requireBucket(bucket);
     throw new CoreError('NoSuchKey', key);
   }
 
@@ -79,6 +80,11 @@ export class CoreObjectStore implements ObjectStore {
     return range ? { version, range, body } : { version, body };
   }
 
+  /** Streams an inclusive range of a version from its first readable copy (UploadPartCopy). */
+  openRange(version: ObjectVersion, range: { start: number; end: number }, signal?: AbortSignal): Promise<Readable> {
+    return this.#openCopy(version, range, signal);
+  }
+
   /** Opens the first readable copy; a copy that is missing or whose backend is down falls through to the next. */
   async #openCopy(version: ObjectVersion, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Readable> {
     let last: unknown;
@@ -99,7 +105,7 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async putObject(input: PutObjectInput): Promise<ObjectVersion> {
-    await this.#requireBucket(input.bucket);
+    await this.requireBucket(input.bucket);
     // Fail fast before reading the body; the check is repeated under the key lock at commit.
     if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
     const source = new ReplayableSource(input.body, REPLAY_LIMIT);
@@ -121,7 +127,7 @@ export class CoreObjectStore implements ObjectStore {
           ...input.headers,
           etag: d.md5,
           userMeta: input.userMeta,
-          tagCount: 0,
+          tags: input.tags ?? {},
           ...(d.checksum ? { checksum: d.checksum } : {}),
         };
       },
@@ -131,7 +137,7 @@ export class CoreObjectStore implements ObjectStore {
   async copyObject(input: CopyObjectInput): Promise<ObjectVersion> {
     const src = await this.#requireLive(input.srcBucket, input.srcKey);
     checkReadConditions(src, input.sourceConditions);
-    await this.#requireBucket(input.dstBucket);
+    await this.requireBucket(input.dstBucket);
     if (input.srcBucket === input.dstBucket && input.srcKey === input.dstKey && input.metadataDirective === 'COPY') {
       throw new CoreError(
         'InvalidRequest',
@@ -146,6 +152,7 @@ export class CoreObjectStore implements ObjectStore {
         ? pickHeaders(src)
         : input.headers;
     const userMeta = input.metadataDirective === 'COPY' ? src.userMeta : input.userMeta;
+    const tags = input.taggingDirective === 'REPLACE' ? (input.tags ?? {}) : await this.#tags(input.srcBucket, input.srcKey);
     return writeVersion(this.#deps, {
       bucket: input.dstBucket,
       key: input.dstKey,
@@ -164,19 +171,20 @@ export class CoreObjectStore implements ObjectStore {
         ...headers,
         etag: src.etag,
         userMeta,
-        tagCount: 0,
+        tags,
+        ...(src.partsCount ? { partsCount: src.partsCount } : {}),
         ...(src.checksum ? { checksum: src.checksum } : {}),
       }),
     });
   }
 
   async deleteObject(bucket: string, key: string): Promise<void> {
-    await this.#requireBucket(bucket);
+    await this.requireBucket(bucket);
     await this.#retire(bucket, [key]);
   }
 
   async deleteObjects(bucket: string, keys: string[]): Promise<DeleteOutcome[]> {
-    await this.#requireBucket(bucket);
+    await this.requireBucket(bucket);
     const unique = [...new Set(keys)];
     await this.#retire(bucket, unique);
     return keys.map((key) => ({ key }));
@@ -193,8 +201,28 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async listObjects(input: ListInput): Promise<ListResult> {
-    await this.#requireBucket(input.bucket);
+    await this.requireBucket(input.bucket);
     return listObjects(this.#deps.db, input);
+  }
+
+  async #tags(bucket: string, key: string): Promise<Record<string, string>> {
+    const { rows } = await run<{ tags: Record<string, string> }>(this.#deps.db, oq.selectTags(bucket, key));
+    if (!rows[0]) throw new CoreError('NoSuchKey', key);
+    return rows[0].tags;
+  }
+
+  async getTagging(bucket: string, key: string): Promise<Record<string, string>> {
+    await this.#requireLive(bucket, key);
+    return this.#tags(bucket, key);
+  }
+
+  async putTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void> {
+    const { rowCount } = await run(this.#deps.db, oq.updateTags(bucket, key, tags));
+    if (rowCount === 0) await this.#requireLive(bucket, key);
+  }
+
+  async deleteTagging(bucket: string, key: string): Promise<void> {
+    await this.putTagging(bucket, key, {});
   }
 
   async locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }> {

@@ -35,8 +35,10 @@ export interface ObjectVersion extends SystemHeaders {
   /** `x-amz-meta-*` with the prefix removed, names lower-cased. */
   userMeta: Record<string, string>;
   checksum?: StoredChecksum;
-  /** Number of tags (x-amz-tagging-count); tags themselves come with the tagging work. */
+  /** Number of tags (x-amz-tagging-count); the tags are read with {@link ObjectStore.getTagging}. */
   tagCount: number;
+  /** Number of parts for a multipart object. */
+  partsCount?: number;
   lastModified: Date;
 }
 
@@ -84,6 +86,8 @@ export interface PutObjectInput {
   digests: () => BodyDigests;
   headers: SystemHeaders;
   userMeta: Record<string, string>;
+  /** Object tags (x-amz-tagging), already validated against S3's limits. */
+  tags?: Record<string, string>;
   conditions?: WriteConditions;
   /** Aborted when the client goes away. */
   signal?: AbortSignal;
@@ -99,6 +103,9 @@ export interface CopyObjectInput {
   metadataDirective: 'COPY' | 'REPLACE';
   headers: SystemHeaders;
   userMeta: Record<string, string>;
+  /** x-amz-tagging-directive: COPY (default) keeps the source's tags; REPLACE takes `tags`. */
+  taggingDirective?: 'COPY' | 'REPLACE';
+  tags?: Record<string, string>;
   /** x-amz-copy-source-if-* conditions, evaluated against the source. */
   sourceConditions?: ReadConditions;
   conditions?: WriteConditions;
@@ -158,6 +165,11 @@ export interface ObjectStore {
   deleteObject(bucket: string, key: string): Promise<void>;
   deleteObjects(bucket: string, keys: string[]): Promise<DeleteOutcome[]>;
   listObjects(input: ListInput): Promise<ListResult>;
+  /** Tags of the live version. */
+  getTagging(bucket: string, key: string): Promise<Record<string, string>>;
+  /** Replaces the tags of the live version (validated by the caller). */
+  putTagging(bucket: string, key: string, tags: Record<string, string>): Promise<void>;
+  deleteTagging(bucket: string, key: string): Promise<void>;
   /** Physical copies of the live version (admin locate). */
   locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }>;
 }
@@ -186,4 +198,105 @@ export interface TenantDirectory {
   getBucket(name: string): Promise<BucketInfo | undefined>;
   /** All buckets (admin), or those named (a credential's buckets), sorted by name. */
   listBuckets(names?: readonly string[]): Promise<BucketInfo[]>;
+}
+
+/** An in-progress multipart upload, as ListMultipartUploads and ListParts describe it. */
+export interface UploadInfo {
+  uploadId: string;
+  bucket: string;
+  key: string;
+  initiated: Date;
+  checksumAlgorithm?: ChecksumAlgorithm;
+  checksumType?: 'FULL_OBJECT' | 'COMPOSITE';
+}
+
+/** One stored part. */
+export interface PartInfo {
+  partNumber: number;
+  size: number;
+  /** Hex MD5 of the part, without quotes. */
+  etag: string;
+  lastModified: Date;
+  /** Base64 checksum in the upload's algorithm, when it has one. */
+  checksum?: string;
+}
+
+/** Input of {@link MultipartStore.createMultipartUpload}. */
+export interface CreateMultipartInput {
+  bucket: string;
+  key: string;
+  headers: SystemHeaders;
+  userMeta: Record<string, string>;
+  tags?: Record<string, string>;
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /** COMPOSITE (default for SHA*, CRC32, CRC32C) or FULL_OBJECT (CRC64NVME, or CRC32/CRC32C when asked). */
+  checksumType?: 'FULL_OBJECT' | 'COMPOSITE';
+}
+
+/** Input of {@link MultipartStore.uploadPart}. */
+export interface UploadPartInput {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  partNumber: number;
+  size: number;
+  body: Readable;
+  digests: () => BodyDigests;
+  signal?: AbortSignal;
+}
+
+/** Input of {@link MultipartStore.uploadPartCopy}. */
+export interface UploadPartCopyInput {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  partNumber: number;
+  srcBucket: string;
+  srcKey: string;
+  /** x-amz-copy-source-range (inclusive); absent = whole source. */
+  range?: { start: number; end: number };
+  sourceConditions?: ReadConditions;
+  signal?: AbortSignal;
+}
+
+/** Input of {@link MultipartStore.completeMultipartUpload}. */
+export interface CompleteMultipartInput {
+  bucket: string;
+  key: string;
+  uploadId: string;
+  /** As the client listed them: must ascend, exist and match. ETags without quotes. */
+  parts: readonly { partNumber: number; etag: string; checksum?: string }[];
+  conditions?: WriteConditions;
+}
+
+/** Result of {@link MultipartStore.listMultipartUploads}. */
+export interface ListUploadsResult {
+  uploads: UploadInfo[];
+  commonPrefixes: string[];
+  isTruncated: boolean;
+  nextKeyMarker?: string;
+  nextUploadIdMarker?: string;
+}
+
+/**
+ * Native multipart uploads: parts go straight to one backend's native multipart upload; completing asks the
+ * backend to assemble them, so no byte passes through the orchestrator twice. Implemented by core/multipart.ts.
+ * Every method checks that the upload id belongs to `bucket` and `key` (NoSuchUpload otherwise).
+ */
+export interface MultipartStore {
+  createMultipartUpload(input: CreateMultipartInput): Promise<UploadInfo>;
+  uploadPart(input: UploadPartInput): Promise<PartInfo>;
+  uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo>;
+  completeMultipartUpload(input: CompleteMultipartInput): Promise<ObjectVersion>;
+  abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void>;
+  listParts(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    opts: { maxParts: number; partNumberMarker?: number },
+  ): Promise<{ upload: UploadInfo; parts: PartInfo[]; isTruncated: boolean; nextPartNumberMarker?: number }>;
+  listMultipartUploads(
+    bucket: string,
+    opts: { prefix: string; delimiter?: string; keyMarker?: string; uploadIdMarker?: string; maxUploads: number },
+  ): Promise<ListUploadsResult>;
 }

@@ -34,7 +34,7 @@ export interface StagedWrite {
 }
 
 /** The fields of the version that are known only after the bytes are stored. */
-export type VersionFields = Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified'>;
+export type VersionFields = oq.PublishFields;
 
 /** One write of one logical version, as driven by {@link writeVersion}. */
 export interface WriteRequest {

@@ -56,6 +56,23 @@ export function abandonReservation(name: string, size: number): Sql {
   };
 }
 
+/** Gives back reserved bytes that were never written (a failed or replaced multipart part). */
+export function releaseReservation(name: string, size: number): Sql {
+  return { text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2 WHERE name = $1`, values: [name, size] };
+}
+
+/**
+ * Settles a multipart upload: its whole reservation is given back and the assembled object's bytes (and,
+ * when published, one object) are counted as used.
+ */
+export function settleUpload(name: string, reserved: number, size: number, objects: number): Sql {
+  return {
+    text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2, used_bytes = used_bytes + $3,
+             object_count = object_count + $4 WHERE name = $1`,
+    values: [name, reserved, size, objects],
+  };
+}
+
 /** Bytes (and a copy) are gone from a backend. */
 export function releaseUsed(name: string, bytes: number, objects: number): Sql {
   return {

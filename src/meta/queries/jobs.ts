@@ -9,6 +9,8 @@ export interface CleanupJobRow {
   release_objects: number;
   reason: string;
   attempts: number;
+  /** Set when the job must first abort this native multipart upload. */
+  upload_id: string | null;
 }
 
 /** Queues the deletion of one physical key, `delayMs` from now (same transaction as the metadata change). */
@@ -40,7 +42,7 @@ export function claimCleanup(limit: number, leaseMs: number): Sql {
            UPDATE cleanup_jobs j SET locked_until = now() + ($2::double precision * interval '1 millisecond'),
              attempts = j.attempts + 1
            FROM next WHERE j.id = next.id
-           RETURNING j.id, j.backend, j.physical_key, j.release_bytes, j.release_objects, j.reason, j.attempts`,
+           RETURNING j.id, j.backend, j.physical_key, j.release_bytes, j.release_objects, j.reason, j.attempts, j.upload_id`,
     values: [limit, leaseMs],
   };
 }

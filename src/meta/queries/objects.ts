@@ -20,12 +20,13 @@ export interface VersionRow {
   checksum_value: string | null;
   checksum_type: string | null;
   tag_count: number;
+  parts_count: number | null;
   created_at: Date;
 }
 
 const VERSION_COLUMNS = `v.version_id, v.bucket, v.key, v.state, v.size, v.etag, v.content_type, v.content_encoding,
   v.content_disposition, v.content_language, v.cache_control, v.expires, v.user_meta, v.checksum_algorithm,
-  v.checksum_value, v.checksum_type, v.tag_count, v.created_at`;
+  v.checksum_value, v.checksum_type, v.tag_count, v.parts_count, v.created_at`;
 
 /** Maps a row to the domain type (NULL columns become absent fields). */
 export function rowToVersion(r: VersionRow): ObjectVersion {
@@ -39,6 +40,7 @@ export function rowToVersion(r: VersionRow): ObjectVersion {
     tagCount: r.tag_count,
     lastModified: r.created_at,
   };
+  if (r.parts_count !== null && r.parts_count !== undefined) v.partsCount = r.parts_count;
   if (r.content_type !== null) v.contentType = r.content_type;
   if (r.content_encoding !== null) v.contentEncoding = r.content_encoding;
   if (r.content_disposition !== null) v.contentDisposition = r.content_disposition;
@@ -113,33 +115,72 @@ export function insertPendingCopy(versionId: string, backend: string, physicalKe
   };
 }
 
+/** The fields of a version known once its bytes are stored (everything but identity and size). */
+export type PublishFields = Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified' | 'tagCount'> & {
+  tags: Record<string, string>;
+};
+
+function publishValues(v: PublishFields): unknown[] {
+  return [
+    v.etag,
+    v.contentType ?? null,
+    v.contentEncoding ?? null,
+    v.contentDisposition ?? null,
+    v.contentLanguage ?? null,
+    v.cacheControl ?? null,
+    v.expires ?? null,
+    JSON.stringify(v.userMeta),
+    v.checksum?.algorithm ?? null,
+    v.checksum?.value ?? null,
+    v.checksum?.type ?? null,
+    JSON.stringify(v.tags),
+    Object.keys(v.tags).length,
+    v.partsCount ?? null,
+  ];
+}
+
+const PUBLISH_COLUMNS = `etag, content_type, content_encoding, content_disposition, content_language, cache_control, expires,
+  user_meta, checksum_algorithm, checksum_value, checksum_type, tags, tag_count, parts_count`;
+
 /** Makes a pending version live with everything known once its bytes are stored. */
-export function publishVersion(
-  versionId: string,
-  v: Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified'>,
-): Sql {
+export function publishVersion(versionId: string, v: PublishFields): Sql {
   return {
-    text: `UPDATE object_versions SET state = 'live', etag = $2, content_type = $3, content_encoding = $4,
-             content_disposition = $5, content_language = $6, cache_control = $7, expires = $8, user_meta = $9,
-             checksum_algorithm = $10, checksum_value = $11, checksum_type = $12, tag_count = $13,
-             created_at = now()
+    text: `UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
+             ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15), created_at = now()
            WHERE version_id = $1 AND state = 'pending'
            RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}`,
-    values: [
-      versionId,
-      v.etag,
-      v.contentType ?? null,
-      v.contentEncoding ?? null,
-      v.contentDisposition ?? null,
-      v.contentLanguage ?? null,
-      v.cacheControl ?? null,
-      v.expires ?? null,
-      JSON.stringify(v.userMeta),
-      v.checksum?.algorithm ?? null,
-      v.checksum?.value ?? null,
-      v.checksum?.type ?? null,
-      v.tagCount,
-    ],
+    values: [versionId, ...publishValues(v)],
+  };
+}
+
+/** Inserts a version directly as live (multipart completion: its bytes were assembled by the backend). */
+export function insertLiveVersion(id: { versionId: string; bucket: string; key: string; size: number }, v: PublishFields): Sql {
+  return {
+    text: `INSERT INTO object_versions (version_id, bucket, key, state, size, ${PUBLISH_COLUMNS})
+           VALUES ($1, $2, $3, 'live', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+           RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}`,
+    values: [id.versionId, id.bucket, id.key, id.size, ...publishValues(v)],
+  };
+}
+
+/** Inserts a live copy row (multipart completion). */
+export function insertLiveCopy(versionId: string, backend: string, physicalKey: string, size: number): Sql {
+  return {
+    text: `INSERT INTO object_copies (version_id, backend, physical_key, size, state) VALUES ($1, $2, $3, $4, 'live')`,
+    values: [versionId, backend, physicalKey, size],
+  };
+}
+
+/** Tags of the live version. */
+export function selectTags(bucket: string, key: string): Sql {
+  return { text: `SELECT tags FROM object_versions WHERE bucket = $1 AND key = $2 AND state = 'live'`, values: [bucket, key] };
+}
+
+/** Replaces the tags of the live version; returns a row when it exists. */
+export function updateTags(bucket: string, key: string, tags: Record<string, string>): Sql {
+  return {
+    text: `UPDATE object_versions SET tags = $3, tag_count = $4 WHERE bucket = $1 AND key = $2 AND state = 'live' RETURNING version_id`,
+    values: [bucket, key, JSON.stringify(tags), Object.keys(tags).length],
   };
 }
 

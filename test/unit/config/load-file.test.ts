@@ -150,7 +150,7 @@ describe('zeroConfig', () => {
         { name: 'local2', type: 'fs', path: path.join(root, 'backends', 'local2'), quotaBytes: 0 },
       ],
       buckets: [],
-      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000 },
+      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000, abandonedUploadMs: 604_800_000 },
       demo: true,
     });
     assert.equal(c.source, undefined);

@@ -44,7 +44,7 @@ describe('defaults', () => {
       placement: { strategy: 'pack' },
       backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0 }],
       buckets: [],
-      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000 },
+      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000, abandonedUploadMs: 604_800_000 },
       demo: false,
     });
   });
@@ -69,7 +69,7 @@ describe('defaults', () => {
       backends: [{
         ...S3, endpoint: 'https://minio.local:9000/', region: 'auto', prefix: 'a/b', force_path_style: true, quota_bytes: '5GB',
       }],
-      workers: { cleanup_interval: '250ms', cleanup_delay: '0s', stale_write_timeout: '1h' },
+      workers: { cleanup_interval: '250ms', cleanup_delay: '0s', stale_write_timeout: '1h', abandoned_upload_timeout: '2d' },
     });
     assert.deepEqual(c.server, {
       s3: { host: '127.0.0.1', port: 0, region: 'eu-west-1', virtualHostDomains: ['s3.example.com'], idleTimeoutMs: 120_000 },
@@ -77,7 +77,7 @@ describe('defaults', () => {
     });
     assert.deepEqual(c.database, { url: 'postgresql://u:p@db/x', path: '/var/meta', schema: 'tenant_1' });
     assert.equal(c.placement.strategy, 'spread');
-    assert.deepEqual(c.workers, { cleanupIntervalMs: 250, cleanupDelayMs: 0, staleWriteMs: 3_600_000 });
+    assert.deepEqual(c.workers, { cleanupIntervalMs: 250, cleanupDelayMs: 0, staleWriteMs: 3_600_000, abandonedUploadMs: 172_800_000 });
     const b = c.backends[0] as S3BackendConfig;
     assert.equal(b.endpoint, 'https://minio.local:9000');
     assert.equal(b.region, 'auto');

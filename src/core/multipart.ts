@@ -1,0 +1,392 @@
+import { createHash } from 'node:crypto';
+import { BackendError, type Backend } from '../backends/backend.js';
+import { newVersionId, physicalKey } from '../backends/layout.js';
+import type { Queryable } from '../meta/db.js';
+import * as bq from '../meta/queries/backends.js';
+import * as jq from '../meta/queries/jobs.js';
+import * as mq from '../meta/queries/multipart.js';
+import * as oq from '../meta/queries/objects.js';
+import { checkReadConditions, checkWriteConditions } from './conditions.js';
+import { combineCrcBase64, isCombinable } from './crc-combine.js';
+import { CoreError } from './errors.js';
+import { createHasher } from './hashing.js';
+import { rankBackends } from './placement.js';
+import type { CoreObjectStore } from './objects.js';
+import type {
+  ChecksumAlgorithm,
+  CompleteMultipartInput,
+  CreateMultipartInput,
+  ListUploadsResult,
+  MultipartStore,
+  ObjectVersion,
+  PartInfo,
+  StoredChecksum,
+  UploadInfo,
+  UploadPartCopyInput,
+  UploadPartInput,
+} from './types.js';
+import { run, type WriteDeps } from './writes.js';
+
+/** S3's minimum size of every part but the last. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** S3's maximum part size. */
+export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
+
+function toUploadInfo(u: mq.UploadRow): UploadInfo {
+  return {
+    uploadId: u.upload_id,
+    bucket: u.bucket,
+    key: u.key,
+    initiated: u.initiated_at,
+    ...(u.checksum_algorithm ? { checksumAlgorithm: u.checksum_algorithm as ChecksumAlgorithm } : {}),
+    ...(u.checksum_type ? { checksumType: u.checksum_type as 'FULL_OBJECT' | 'COMPOSITE' } : {}),
+  };
+}
+
+function toPartInfo(p: mq.PartRow): PartInfo {
+  return {
+    partNumber: p.part_number,
+    size: p.size,
+    etag: p.etag,
+    lastModified: p.created_at,
+    ...(p.checksum_value ? { checksum: p.checksum_value } : {}),
+  };
+}
+
+/**
+ * Native multipart uploads. The backend is chosen at creation (a multipart upload lives on one backend);
+ * each part reserves its size on that backend before a byte is sent, so concurrent uploads cannot overshoot
+ * a quota, and a part that does not fit fails with InsufficientStorage while the upload stays usable and
+ * abortable. Completion asks the backend to assemble the parts: no byte passes through here again.
+ */
+export class CoreMultipartStore implements MultipartStore {
+  readonly #deps: WriteDeps;
+  readonly #objects: CoreObjectStore;
+
+  constructor(deps: WriteDeps, objects: CoreObjectStore) {
+    this.#deps = deps;
+    this.#objects = objects;
+  }
+
+  #backend(name: string): Backend {
+    const b = this.#deps.backends.get(name);
+    if (!b) throw new CoreError('ServiceUnavailable', `backend ${name} is not configured`);
+    return b;
+  }
+
+  async #upload(q: Queryable, bucket: string, key: string, uploadId: string, lock = false): Promise<mq.UploadRow> {
+    const { rows } = await run<mq.UploadRow>(q, mq.selectUpload(uploadId, bucket, key, lock));
+    if (!rows[0]) throw new CoreError('NoSuchUpload', uploadId);
+    return rows[0];
+  }
+
+  async getUpload(bucket: string, key: string, uploadId: string): Promise<UploadInfo> {
+    return toUploadInfo(await this.#upload(this.#deps.db, bucket, key, uploadId));
+  }
+
+  async createMultipartUpload(input: CreateMultipartInput): Promise<UploadInfo> {
+    await this.#objects.requireBucket(input.bucket);
+    const versionId = newVersionId();
+    const uploadId = newVersionId();
+    const pkey = physicalKey(input.bucket, input.key, versionId);
+    const { rows } = await run<bq.BackendRow>(this.#deps.db, bq.selectBackends());
+    const candidates = rankBackends(rows, this.#deps.backends.names, this.#deps.strategy, MIN_PART_SIZE);
+    if (candidates.length === 0) throw new CoreError('InsufficientStorage', 'no backend has room for a multipart upload');
+    const checksumType = input.checksumAlgorithm
+      ? (input.checksumType ?? (input.checksumAlgorithm === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE'))
+      : undefined;
+    if (checksumType === 'FULL_OBJECT' && !isCombinable(input.checksumAlgorithm!)) {
+      throw new CoreError('InvalidRequest', `The FULL_OBJECT checksum type cannot be used with the ${input.checksumAlgorithm} checksum algorithm.`);
+    }
+    let last: unknown;
+    for (const name of candidates) {
+      const backend = this.#backend(name);
+      let backendUploadId: string;
+      try {
+        backendUploadId = await backend.createMultipart(pkey, { ...input.headers, bucket: input.bucket, key: input.key, versionId });
+      } catch (err) {
+        last = err;
+        this.#deps.log.warn('backend refused a multipart upload; trying the next', { backend: name, err });
+        continue;
+      }
+      const h = input.headers;
+      const inserted = await run<{ initiated_at: Date }>(
+        this.#deps.db,
+        mq.insertUpload({
+          upload_id: uploadId, bucket: input.bucket, key: input.key, version_id: versionId, backend: name,
+          physical_key: pkey, backend_upload_id: backendUploadId,
+          content_type: h.contentType ?? null, content_encoding: h.contentEncoding ?? null,
+          content_disposition: h.contentDisposition ?? null, content_language: h.contentLanguage ?? null,
+          cache_control: h.cacheControl ?? null, expires: h.expires ?? null,
+          user_meta: input.userMeta, tags: input.tags ?? {},
+          checksum_algorithm: input.checksumAlgorithm ?? null, checksum_type: checksumType ?? null,
+        }),
+      ).catch(async (err: unknown) => {
+        await backend.abortMultipart(pkey, backendUploadId).catch(() => {});
+        throw err;
+      });
+      return {
+        uploadId, bucket: input.bucket, key: input.key, initiated: inserted.rows[0]!.initiated_at,
+        ...(input.checksumAlgorithm ? { checksumAlgorithm: input.checksumAlgorithm } : {}),
+        ...(checksumType ? { checksumType } : {}),
+      };
+    }
+    throw new CoreError('ServiceUnavailable', 'no backend accepted the multipart upload', { cause: last });
+  }
+
+  /** Reserves a part's bytes on the upload's backend and on the upload, atomically. */
+  async #reservePart(bucket: string, key: string, uploadId: string, size: number): Promise<mq.UploadRow> {
+    return this.#deps.db.tx(async (q) => {
+      const u = await this.#upload(q, bucket, key, uploadId, true);
+      if (u.state !== 'active') throw new CoreError('NoSuchUpload', uploadId);
+      const got = await run(q, bq.reserve(u.backend, size));
+      if (got.rowCount === 0) {
+        throw new CoreError('InsufficientStorage', `backend ${u.backend}, which holds this multipart upload, has no room for ${size} more bytes`);
+      }
+      await run(q, mq.addUploadReservation(uploadId, size));
+      return u;
+    });
+  }
+
+  /** Records a stored part; releases the reservation of the part it replaces. On failure releases its own. */
+  async #recordPart(u: mq.UploadRow, part: Omit<mq.PartRow, 'created_at'>): Promise<PartInfo> {
+    return this.#deps.db.tx(async (q) => {
+      const cur = await run<mq.UploadRow>(q, mq.selectUpload(u.upload_id, u.bucket, u.key, true));
+      if (cur.rows[0]?.state !== 'active') throw new CoreError('NoSuchUpload', u.upload_id);
+      const old = await run<mq.PartRow>(q, mq.selectPart(u.upload_id, part.part_number));
+      if (old.rows[0]) await this.#release(q, u, old.rows[0].size);
+      const { rows } = await run<mq.PartRow>(q, mq.upsertPart(u.upload_id, part));
+      return toPartInfo(rows[0]!);
+    });
+  }
+
+  async #release(q: Queryable, u: mq.UploadRow, size: number): Promise<void> {
+    const still = await run(q, mq.addUploadReservation(u.upload_id, -size));
+    // If the upload was aborted or completed meanwhile, its whole reservation was settled there.
+    if (still.rowCount > 0) await run(q, bq.releaseReservation(u.backend, size));
+  }
+
+  async #withPartReservation(
+    input: { bucket: string; key: string; uploadId: string; partNumber: number },
+    size: number,
+    store: (u: mq.UploadRow, backend: Backend) => Promise<Omit<mq.PartRow, 'created_at' | 'part_number' | 'size'>>,
+  ): Promise<PartInfo> {
+    if (!Number.isInteger(input.partNumber) || input.partNumber < 1 || input.partNumber > 10_000) {
+      throw new CoreError('InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
+    }
+    if (size > MAX_PART_SIZE) throw new CoreError('InvalidArgument', 'Part size exceeds the 5 GiB maximum');
+    const u = await this.#reservePart(input.bucket, input.key, input.uploadId, size);
+    let stored;
+    try {
+      stored = await store(u, this.#backend(u.backend));
+    } catch (err) {
+      await this.#deps.db.tx((q) => this.#release(q, u, size)).catch((e: unknown) => this.#deps.log.error('part reservation not released', { err: e }));
+      if (err instanceof BackendError && err.kind !== 'Aborted') {
+        throw new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    return this.#recordPart(u, { ...stored, part_number: input.partNumber, size });
+  }
+
+  async uploadPart(input: UploadPartInput): Promise<PartInfo> {
+    return this.#withPartReservation(input, input.size, async (u, backend) => {
+      const backendEtag = await backend.uploadPart(u.physical_key, u.backend_upload_id, input.partNumber, input.body, input.size, input.signal);
+      const d = input.digests();
+      if (u.checksum_algorithm && d.checksum && d.checksum.algorithm !== u.checksum_algorithm) {
+        throw new CoreError('InvalidRequest', `Checksum Type mismatch occurred, expected checksum Type: ${u.checksum_algorithm.toLowerCase()}, actual checksum Type: ${d.checksum.algorithm.toLowerCase()}`);
+      }
+      return { etag: d.md5, backend_etag: backendEtag, checksum_value: d.checksum?.value ?? null };
+    });
+  }
+
+  async uploadPartCopy(input: UploadPartCopyInput): Promise<PartInfo> {
+    const { version: src, copies } = await this.#objects.locate(input.srcBucket, input.srcKey);
+    checkReadConditions(src, input.sourceConditions);
+    const range = input.range ?? { start: 0, end: src.size - 1 };
+    if (range.start < 0 || range.end >= src.size || range.end < range.start) {
+      throw new CoreError('InvalidArgument', `Range specified is not valid for source object of size: ${src.size}`);
+    }
+    const size = range.end - range.start + 1;
+    return this.#withPartReservation(input, size, async (u, backend) => {
+      const local = copies.find((c) => c.backend === backend.name);
+      if (local && u.checksum_algorithm === null) {
+        const etag = await backend.uploadPartCopy(u.physical_key, u.backend_upload_id, input.partNumber, local.physicalKey, range);
+        // Providers answer the MD5 of the copied bytes; anything else is streamed below to compute it.
+        if (/^[0-9a-f]{32}$/.test(etag)) return { etag, backend_etag: etag, checksum_value: null };
+      }
+      const md5 = createHash('md5');
+      const sum = u.checksum_algorithm ? createHasher(u.checksum_algorithm as ChecksumAlgorithm) : undefined;
+      const body = await this.#objects.openRange(src, range, input.signal);
+      body.on('data', (c: Buffer) => {
+        md5.update(c);
+        sum?.update(c);
+      });
+      const backendEtag = await backend.uploadPart(u.physical_key, u.backend_upload_id, input.partNumber, body, size, input.signal);
+      return { etag: md5.digest('hex'), backend_etag: backendEtag, checksum_value: sum ? (await sum.digest()).toString('base64') : null };
+    });
+  }
+
+  async completeMultipartUpload(input: CompleteMultipartInput): Promise<ObjectVersion> {
+    const u = await this.#upload(this.#deps.db, input.bucket, input.key, input.uploadId);
+    if (u.state !== 'active') throw new CoreError('NoSuchUpload', input.uploadId);
+    if (input.parts.length === 0) throw new CoreError('InvalidRequest', 'You must specify at least one part');
+    const stored = new Map<number, mq.PartRow>();
+    for (const p of (await run<mq.PartRow>(this.#deps.db, mq.selectParts(u.upload_id))).rows) stored.set(p.part_number, p);
+    const listed: mq.PartRow[] = [];
+    input.parts.forEach((p, i) => {
+      if (i > 0 && p.partNumber <= input.parts[i - 1]!.partNumber) throw new CoreError('InvalidPartOrder');
+      const s = stored.get(p.partNumber);
+      if (!s || s.etag !== p.etag.replace(/^"(.*)"$/, '$1')) throw new CoreError('InvalidPart', `part ${p.partNumber}`);
+      if (p.checksum !== undefined && s.checksum_value !== p.checksum) throw new CoreError('InvalidPart', `checksum of part ${p.partNumber}`);
+      listed.push(s);
+    });
+    listed.slice(0, -1).forEach((p) => {
+      if (p.size < MIN_PART_SIZE) throw new CoreError('EntityTooSmall', `part ${p.part_number} is ${p.size} bytes`);
+    });
+    const checksum = await multipartChecksum(u, listed);
+    const size = listed.reduce((n, p) => n + p.size, 0);
+    const etag = createHash('md5').update(Buffer.concat(listed.map((p) => Buffer.from(p.etag, 'hex')))).digest('hex') + `-${listed.length}`;
+
+    const claimed = await run(this.#deps.db, mq.beginCompleting(u.upload_id));
+    if (claimed.rowCount === 0) throw new CoreError('NoSuchUpload', input.uploadId);
+    try {
+      await this.#backend(u.backend).completeMultipart(
+        u.physical_key,
+        u.backend_upload_id,
+        listed.map((p) => ({ partNumber: p.part_number, etag: p.backend_etag })),
+      );
+    } catch (err) {
+      await run(this.#deps.db, mq.endCompleting(u.upload_id)).catch(() => {});
+      if (err instanceof BackendError) throw new CoreError('ServiceUnavailable', `backend ${err.backend} could not complete the upload: ${err.message}`, { cause: err });
+      throw err;
+    }
+    try {
+      return await this.#deps.db.tx(async (q) => {
+        await run(q, oq.lockKey(u.bucket, u.key));
+        // Re-read under lock: parts in flight when completion began added to the reservation.
+        const cur = await this.#upload(q, u.bucket, u.key, u.upload_id, true);
+        const live = await run<oq.VersionRow>(q, oq.selectLive(u.bucket, u.key, true));
+        checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, input.conditions);
+        if (live.rows[0]) await run(q, oq.retireLive(u.bucket, [u.key], 'overwrite', this.#deps.cleanupDelayMs));
+        const { rows } = await run<oq.VersionRow>(
+          q,
+          oq.insertLiveVersion(
+            { versionId: u.version_id, bucket: u.bucket, key: u.key, size },
+            {
+              etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length,
+              ...headersOf(u),
+              ...(checksum ? { checksum } : {}),
+            },
+          ),
+        );
+        await run(q, oq.insertLiveCopy(u.version_id, u.backend, u.physical_key, size));
+        await run(q, bq.settleUpload(u.backend, cur.reserved_bytes, size, 1));
+        await run(q, mq.deleteUpload(u.upload_id));
+        return oq.rowToVersion(rows[0]!);
+      });
+    } catch (err) {
+      // The backend assembled the object but it will not be published: queue its bytes for deletion.
+      await this.#deps.db.tx(async (q) => {
+        const cur = await this.#upload(q, u.bucket, u.key, u.upload_id, true);
+        await run(q, bq.settleUpload(u.backend, cur.reserved_bytes, size, 0));
+        await run(q, jq.enqueueCleanup({ backend: u.backend, physicalKey: u.physical_key, releaseBytes: size, releaseObjects: 0, reason: 'complete-failed', delayMs: 0 }));
+        await run(q, mq.deleteUpload(u.upload_id));
+      });
+      throw err;
+    }
+  }
+
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    await this.#deps.db.tx(async (q) => {
+      const u = await this.#upload(q, bucket, key, uploadId, true);
+      if (u.state !== 'active') throw new CoreError('NoSuchUpload', uploadId);
+      await abortUploadIn(q, u, 'abort');
+    });
+  }
+
+  async listParts(bucket: string, key: string, uploadId: string, opts: { maxParts: number; partNumberMarker?: number }) {
+    const u = await this.#upload(this.#deps.db, bucket, key, uploadId);
+    const { rows } = await run<mq.PartRow>(this.#deps.db, mq.selectParts(uploadId, opts.partNumberMarker ?? 0, opts.maxParts + 1));
+    const isTruncated = rows.length > opts.maxParts;
+    const parts = rows.slice(0, opts.maxParts).map(toPartInfo);
+    return {
+      upload: toUploadInfo(u),
+      parts,
+      isTruncated,
+      ...(isTruncated ? { nextPartNumberMarker: parts[parts.length - 1]!.partNumber } : {}),
+    };
+  }
+
+  async listMultipartUploads(
+    bucket: string,
+    opts: { prefix: string; delimiter?: string; keyMarker?: string; uploadIdMarker?: string; maxUploads: number },
+  ): Promise<ListUploadsResult> {
+    await this.#objects.requireBucket(bucket);
+    const out: ListUploadsResult = { uploads: [], commonPrefixes: [], isTruncated: false };
+    // Without an upload-id marker, S3 starts after every upload of key-marker.
+    let afterKey = opts.keyMarker ?? '';
+    let afterUpload = opts.keyMarker !== undefined && opts.uploadIdMarker === undefined ? '\u{10FFFF}' : (opts.uploadIdMarker ?? '');
+    let count = 0;
+    for (;;) {
+      const { rows } = await run<mq.UploadRow>(this.#deps.db, mq.selectUploadsPage(bucket, opts.prefix, afterKey, afterUpload, 1000));
+      for (const u of rows) {
+        afterKey = u.key;
+        afterUpload = u.upload_id;
+        const rest = u.key.slice(opts.prefix.length);
+        const cut = opts.delimiter ? rest.indexOf(opts.delimiter) : -1;
+        const cp = cut >= 0 ? opts.prefix + rest.slice(0, cut + opts.delimiter!.length) : undefined;
+        if (cp !== undefined && (out.commonPrefixes.at(-1) === cp || (opts.keyMarker !== undefined && cp <= opts.keyMarker))) continue;
+        if (count === opts.maxUploads) {
+          out.isTruncated = true;
+          return out;
+        }
+        count++;
+        if (cp !== undefined) {
+          out.commonPrefixes.push(cp);
+          out.nextKeyMarker = cp;
+          delete out.nextUploadIdMarker;
+        } else {
+          out.uploads.push(toUploadInfo(u));
+          out.nextKeyMarker = u.key;
+          out.nextUploadIdMarker = u.upload_id;
+        }
+      }
+      if (rows.length < 1000) return out;
+    }
+  }
+}
+
+function headersOf(u: mq.UploadRow) {
+  const h: Record<string, string> = {};
+  if (u.content_type !== null) h.contentType = u.content_type;
+  if (u.content_encoding !== null) h.contentEncoding = u.content_encoding;
+  if (u.content_disposition !== null) h.contentDisposition = u.content_disposition;
+  if (u.content_language !== null) h.contentLanguage = u.content_language;
+  if (u.cache_control !== null) h.cacheControl = u.cache_control;
+  if (u.expires !== null) h.expires = u.expires;
+  return h;
+}
+
+/** The object checksum S3 reports for a completed multipart upload created with a checksum algorithm. */
+async function multipartChecksum(u: mq.UploadRow, parts: readonly mq.PartRow[]): Promise<StoredChecksum | undefined> {
+  if (!u.checksum_algorithm) return undefined;
+  const algorithm = u.checksum_algorithm as ChecksumAlgorithm;
+  const missing = parts.find((p) => !p.checksum_value);
+  if (missing) {
+    throw new CoreError('InvalidRequest', `The upload was created using a ${algorithm.toLowerCase()} checksum. The complete request must include the checksum for each part. It was missing for part ${missing.part_number} in the request.`);
+  }
+  if (u.checksum_type === 'FULL_OBJECT') {
+    return { algorithm, type: 'FULL_OBJECT', value: combineCrcBase64(algorithm, parts.map((p) => ({ checksum: p.checksum_value!, size: p.size }))) };
+  }
+  const h = createHasher(algorithm);
+  for (const p of parts) h.update(Buffer.from(p.checksum_value!, 'base64'));
+  return { algorithm, type: 'COMPOSITE', value: `${(await h.digest()).toString('base64')}-${parts.length}` };
+}
+
+/** Drops an upload and queues its native abort; its reservation becomes used bytes the job releases. */
+export async function abortUploadIn(q: Queryable, u: mq.UploadRow, reason: string): Promise<void> {
+  await run(q, mq.deleteUpload(u.upload_id));
+  await run(q, bq.abandonReservation(u.backend, u.reserved_bytes));
+  await run(q, mq.enqueueAbortUpload({ backend: u.backend, physicalKey: u.physical_key, backendUploadId: u.backend_upload_id, releaseBytes: u.reserved_bytes, reason }));
+}

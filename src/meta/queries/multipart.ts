@@ -1,0 +1,140 @@
+import type { Sql } from '../db.js';
+
+/** A row of multipart_uploads. */
+export interface UploadRow {
+  upload_id: string;
+  bucket: string;
+  key: string;
+  version_id: string;
+  backend: string;
+  physical_key: string;
+  backend_upload_id: string;
+  state: 'active' | 'completing';
+  content_type: string | null;
+  content_encoding: string | null;
+  content_disposition: string | null;
+  content_language: string | null;
+  cache_control: string | null;
+  expires: string | null;
+  user_meta: Record<string, string>;
+  tags: Record<string, string>;
+  checksum_algorithm: string | null;
+  checksum_type: string | null;
+  reserved_bytes: number;
+  initiated_at: Date;
+}
+
+/** A row of multipart_parts. */
+export interface PartRow {
+  part_number: number;
+  size: number;
+  etag: string;
+  backend_etag: string;
+  checksum_value: string | null;
+  created_at: Date;
+}
+
+export function insertUpload(u: Omit<UploadRow, 'state' | 'reserved_bytes' | 'initiated_at'>): Sql {
+  return {
+    text: `INSERT INTO multipart_uploads (upload_id, bucket, key, version_id, backend, physical_key, backend_upload_id, state,
+             content_type, content_encoding, content_disposition, content_language, cache_control, expires, user_meta, tags,
+             checksum_algorithm, checksum_type)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+           RETURNING initiated_at`,
+    values: [
+      u.upload_id, u.bucket, u.key, u.version_id, u.backend, u.physical_key, u.backend_upload_id,
+      u.content_type, u.content_encoding, u.content_disposition, u.content_language, u.cache_control, u.expires,
+      JSON.stringify(u.user_meta), JSON.stringify(u.tags), u.checksum_algorithm, u.checksum_type,
+    ],
+  };
+}
+
+/** The upload, only if it belongs to this bucket and key (an id is never usable elsewhere). */
+export function selectUpload(uploadId: string, bucket: string, key: string, lock = false): Sql {
+  return {
+    text: `SELECT * FROM multipart_uploads WHERE upload_id = $1 AND bucket = $2 AND key = $3${lock ? ' FOR UPDATE' : ''}`,
+    values: [uploadId, bucket, key],
+  };
+}
+
+/** Marks an active upload as completing (so abort and a second complete cannot race it). */
+export function beginCompleting(uploadId: string): Sql {
+  return {
+    text: `UPDATE multipart_uploads SET state = 'completing' WHERE upload_id = $1 AND state = 'active' RETURNING upload_id`,
+    values: [uploadId],
+  };
+}
+
+/** Back to active after a failed completion, so the client can retry or abort. */
+export function endCompleting(uploadId: string): Sql {
+  return { text: `UPDATE multipart_uploads SET state = 'active' WHERE upload_id = $1`, values: [uploadId] };
+}
+
+export function deleteUpload(uploadId: string): Sql {
+  return { text: `DELETE FROM multipart_uploads WHERE upload_id = $1`, values: [uploadId] };
+}
+
+/** Adds (or, with a negative delta, releases) bytes reserved by an upload's parts. */
+export function addUploadReservation(uploadId: string, delta: number): Sql {
+  return {
+    text: `UPDATE multipart_uploads SET reserved_bytes = reserved_bytes + $2 WHERE upload_id = $1 AND state = 'active' RETURNING upload_id`,
+    values: [uploadId, delta],
+  };
+}
+
+export function selectPart(uploadId: string, partNumber: number): Sql {
+  return {
+    text: `SELECT part_number, size, etag, backend_etag, checksum_value, created_at FROM multipart_parts
+           WHERE upload_id = $1 AND part_number = $2 FOR UPDATE`,
+    values: [uploadId, partNumber],
+  };
+}
+
+/** Records a part (replacing an earlier upload of the same number). */
+export function upsertPart(uploadId: string, p: Omit<PartRow, 'created_at'>): Sql {
+  return {
+    text: `INSERT INTO multipart_parts (upload_id, part_number, size, etag, backend_etag, checksum_value)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (upload_id, part_number) DO UPDATE SET size = EXCLUDED.size, etag = EXCLUDED.etag,
+             backend_etag = EXCLUDED.backend_etag, checksum_value = EXCLUDED.checksum_value, created_at = now()
+           RETURNING part_number, size, etag, backend_etag, checksum_value, created_at`,
+    values: [uploadId, p.part_number, p.size, p.etag, p.backend_etag, p.checksum_value],
+  };
+}
+
+export function selectParts(uploadId: string, after = 0, limit = 10_001): Sql {
+  return {
+    text: `SELECT part_number, size, etag, backend_etag, checksum_value, created_at FROM multipart_parts
+           WHERE upload_id = $1 AND part_number > $2 ORDER BY part_number LIMIT $3`,
+    values: [uploadId, after, limit],
+  };
+}
+
+/** Uploads of a bucket in (key, upload id) order after a (key, upload id) position, under a prefix. */
+export function selectUploadsPage(bucket: string, prefix: string, afterKey: string, afterUpload: string, limit: number): Sql {
+  return {
+    text: `SELECT * FROM multipart_uploads
+           WHERE bucket = $1 AND starts_with(key, $2) AND (key, upload_id) > ($3 COLLATE "C", $4)
+           ORDER BY key, upload_id LIMIT $5`,
+    values: [bucket, prefix, afterKey, afterUpload, limit],
+  };
+}
+
+/** Active uploads started before `olderThanMs` ago (abandoned), claimed for abort. */
+export function selectAbandoned(olderThanMs: number, limit: number): Sql {
+  return {
+    text: `SELECT * FROM multipart_uploads
+           WHERE state = 'active' AND initiated_at < now() - ($1::double precision * interval '1 millisecond')
+           ORDER BY initiated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    values: [olderThanMs, limit],
+  };
+}
+
+/** Queues the abort of a native upload and the deletion of its physical key, in the caller's transaction. */
+export function enqueueAbortUpload(u: { backend: string; physicalKey: string; backendUploadId: string; releaseBytes: number; reason: string; delayMs?: number }): Sql {
+  return {
+    text: `INSERT INTO cleanup_jobs (backend, physical_key, upload_id, release_bytes, release_objects, reason, run_after)
+           VALUES ($1, $2, $3, $4, 0, $5, now() + ($6::double precision * interval '1 millisecond'))`,
+    values: [u.backend, u.physicalKey, u.backendUploadId, u.releaseBytes, u.reason, u.delayMs ?? 0],
+  };
+}
