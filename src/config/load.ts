@@ -5,6 +5,7 @@
  * are collected before failing, so one run of `config validate` shows everything to fix. Unknown keys
  * are errors, so a typo never silently falls back to a default.
  */
+import { readCors } from './cors.js';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -350,7 +351,7 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
   const keys = new Map<string, { secret: string; at: string }>();
   (c.list(v, 'buckets') ?? []).forEach((item, i) => {
     const at = `buckets[${i}]`;
-    const b = c.mapping(item, at, ['name', 'credentials']);
+    const b = c.mapping(item, at, ['name', 'credentials', 'cors']);
     if (b === undefined) return;
     const name = c.string(b.name, `${at}.name`, { required: true }) ?? '';
     const bad = name ? bucketNameProblem(name) : undefined;
@@ -381,7 +382,8 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
       } else if (!seen) keys.set(id, { secret, at: cat });
       credentials.push({ accessKeyId: id, secretAccessKey: secret });
     });
-    out.push({ name, credentials });
+    const cors = readCors(c, b.cors, `${at}.cors`);
+    out.push({ name, credentials, ...(cors ? { cors } : {}) });
   });
   return out;
 }

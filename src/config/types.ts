@@ -1,3 +1,5 @@
+import type { CorsRule } from '../core/cors.js';
+
 /**
  * The resolved configuration: produced once by config/load.ts from YAML (or from the zero-config
  * defaults), frozen, with every default applied. Field docs are the reference; docs/configuration.md
@@ -75,6 +77,8 @@ export type BackendConfig = S3BackendConfig | FsBackendConfig;
 export interface BucketConfig {
   name: string;
   credentials: readonly { accessKeyId: string; secretAccessKey: string }[];
+  /** CORS rules; when present they replace the bucket's stored CORS configuration at start-up. */
+  cors?: readonly CorsRule[];
 }
 
 /** `workers`: background work. */

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { BucketConfig } from '../config/types.js';
 import type { Db } from '../meta/db.js';
 import * as tq from '../meta/queries/tenants.js';
+import type { CorsRule } from './cors.js';
+import { CoreError } from './errors.js';
 import type { BucketInfo, Credential, TenantDirectory } from './types.js';
 import { run } from './writes.js';
 
@@ -46,8 +48,14 @@ export class DbTenantDirectory implements TenantDirectory {
   }
 
   async listBuckets(names?: readonly string[]): Promise<BucketInfo[]> {
-    const { rows } = await run<{ name: string; created_at: Date }>(this.#db, tq.selectBuckets(names));
-    return rows.map((r) => ({ name: r.name, createdAt: r.created_at }));
+    const { rows } = await run<{ name: string; created_at: Date; cors: CorsRule[] | null }>(this.#db, tq.selectBuckets(names));
+    return rows.map((r) => ({ name: r.name, createdAt: r.created_at, ...(r.cors ? { cors: r.cors } : {}) }));
+  }
+
+  async setBucketCors(name: string, rules: readonly CorsRule[] | undefined): Promise<void> {
+    const { rowCount } = await run(this.#db, tq.updateCors(name, rules ?? null));
+    if (rowCount === 0) throw new CoreError('NoSuchBucket', name);
+    this.#buckets.delete(name);
   }
 
   /** Forgets cached entries (after the tenants changed through this instance). */
@@ -69,7 +77,10 @@ export class DbTenantDirectory implements TenantDirectory {
 export async function syncTenants(db: Db, buckets: readonly BucketConfig[]): Promise<void> {
   await db.tx(async (q) => {
     const keep: string[] = [];
-    for (const b of buckets) await run(q, tq.upsertBucket(b.name, 'config'));
+    for (const b of buckets) {
+      await run(q, tq.upsertBucket(b.name, 'config'));
+      if (b.cors) await run(q, tq.updateCors(b.name, b.cors));
+    }
     const grants = new Map<string, { secret: string; buckets: string[] }>();
     for (const b of buckets) {
       for (const c of b.credentials) {

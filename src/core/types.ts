@@ -1,3 +1,4 @@
+import type { CorsRule } from './cors.js';
 import type { Readable } from 'node:stream';
 
 /** Checksum algorithms S3 defines for `x-amz-checksum-*`. */
@@ -181,6 +182,8 @@ export type RangeSpec = { start: number; end?: number } | { suffix: number };
 export interface BucketInfo {
   name: string;
   createdAt: Date;
+  /** The bucket's CORS rules, when it has a configuration. */
+  cors?: CorsRule[];
 }
 
 /** A credential and the buckets it may use. */
@@ -198,6 +201,8 @@ export interface TenantDirectory {
   getBucket(name: string): Promise<BucketInfo | undefined>;
   /** All buckets (admin), or those named (a credential's buckets), sorted by name. */
   listBuckets(names?: readonly string[]): Promise<BucketInfo[]>;
+  /** Replaces the bucket's CORS rules (validated by the caller); undefined removes the configuration. */
+  setBucketCors(name: string, rules: readonly CorsRule[] | undefined): Promise<void>;
 }
 
 /** An in-progress multipart upload, as ListMultipartUploads and ListParts describe it. */

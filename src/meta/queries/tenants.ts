@@ -45,9 +45,14 @@ export function selectCredential(accessKeyId: string): Sql {
 
 export function selectBuckets(names?: readonly string[]): Sql {
   if (names) {
-    return { text: `SELECT name, created_at FROM buckets WHERE name = ANY($1::text[]) ORDER BY name`, values: [names] };
+    return { text: `SELECT name, created_at, cors FROM buckets WHERE name = ANY($1::text[]) ORDER BY name`, values: [names] };
   }
-  return { text: `SELECT name, created_at FROM buckets ORDER BY name`, values: [] };
+  return { text: `SELECT name, created_at, cors FROM buckets ORDER BY name`, values: [] };
+}
+
+/** Sets (or with null removes) a bucket's CORS rules; returns a row when the bucket exists. */
+export function updateCors(name: string, rules: unknown): Sql {
+  return { text: `UPDATE buckets SET cors = $2 WHERE name = $1 RETURNING name`, values: [name, rules === null ? null : JSON.stringify(rules)] };
 }
 
 /** Buckets with their live object count, bytes and credential ids (admin). */
