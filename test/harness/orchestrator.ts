@@ -13,6 +13,8 @@ import { s3BackendConfig, startS3rver, type S3rverInstance } from './s3rver.js';
 export const TEST_CREDS = { accessKeyId: 'AKIATESTORCHESTRATOR1', secretAccessKey: 'test-secret-key-0123456789abcdef' } as const;
 /** A second tenant: bucket `other`, its own key; must never see `data`. */
 export const OTHER_CREDS = { accessKeyId: 'AKIATESTORCHESTRATOR2', secretAccessKey: 'other-secret-key-0123456789abcdef' } as const;
+/** A credential granted on both `data` and `other` (cross-bucket copies). */
+export const BOTH_CREDS = { accessKeyId: 'AKIATESTORCHESTRATOR3', secretAccessKey: 'both-secret-key-0123456789abcdef' } as const;
 
 export interface TestOrchestratorOptions {
   engine?: 'pglite' | 'postgres';
@@ -69,6 +71,7 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
   ];
   const extra = opts.extraBackends ?? [];
   const backends = opts.extraFirst ? [...extra, ...generated] : [...generated, ...extra];
+  const both = { access_key_id: BOTH_CREDS.accessKeyId, secret_access_key: BOTH_CREDS.secretAccessKey };
   const base = resolveConfig(
     {
       server: {
@@ -79,8 +82,8 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
       placement: { strategy: opts.strategy ?? 'pack' },
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
-        { name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }] },
-        { name: 'other', credentials: [{ access_key_id: OTHER_CREDS.accessKeyId, secret_access_key: OTHER_CREDS.secretAccessKey }] },
+        { name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }, both] },
+        { name: 'other', credentials: [{ access_key_id: OTHER_CREDS.accessKeyId, secret_access_key: OTHER_CREDS.secretAccessKey }, both] },
       ],
     },
     'test-harness',
