@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, createWriteStream, type Dirent } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,13 +13,22 @@ import {
   type ByteRange,
   type PhysicalMeta,
 } from './backend.js';
-import { callerCaused, ExactLength, isAbortError } from './stream-util.js';
+import { callerCaused, ExactLength, isAbortError, Md5Tap } from './stream-util.js';
 
 /** Suffix of the file holding an object's {@link PhysicalMeta}, next to the data file. */
 export const SIDECAR_SUFFIX = '.meta.json';
 /** Directory under the root for in-flight writes; on the same filesystem so rename is atomic. */
 export const TMP_DIR = '.tmp';
+/**
+ * Directory under the root holding multipart uploads in progress: `.mpu/<uploadId>/meta.json` (the key and
+ * its {@link PhysicalMeta}) and one file per part, named by its number.
+ */
+export const MPU_DIR = '.mpu';
 const HIGH_WATER_MARK = 256 * 1024;
+/** Reads and writes while assembling parts: fewer, larger syscalls for what may be gigabytes of copying. */
+const ASSEMBLY_HIGH_WATER_MARK = 4 * 1024 * 1024;
+const UPLOAD_ID = /^[A-Za-z0-9_-]{16,64}$/;
+const MAX_PART_NUMBER = 10_000;
 const DEFAULT_LIST_LIMIT = 1000;
 /** Temp files older than this are leftovers of a crash; check() removes them. */
 const STALE_TMP_MS = 60 * 60 * 1000;
@@ -88,6 +97,11 @@ async function writeDurable(file: string, data: string): Promise<void> {
   }
 }
 
+/** An ETag as the client may quote it, compared without quotes and case. */
+function normalEtag(etag: string): string {
+  return etag.replace(/"/g, '').toLowerCase();
+}
+
 async function fsyncPath(p: string, flags: string): Promise<void> {
   const fh = await open(p, flags);
   try {
@@ -101,6 +115,10 @@ async function fsyncPath(p: string, flags: string): Promise<void> {
  * A backend on a local directory. Data lives at `<root>/<key>`, its {@link PhysicalMeta} at
  * `<root>/<key>.meta.json`. Every write goes to `<root>/.tmp/` first and is renamed into place after fsync,
  * so a crash never leaves a partial object under a live name.
+ *
+ * Multipart uploads live in `<root>/.mpu/<uploadId>/` (see {@link MPU_DIR}); parts are written like objects
+ * (temp, fsync, rename), and completing streams them into a new temp file that is published like a put.
+ * Completion therefore copies the bytes once: O(object size) in time, O(1) in memory.
  */
 export class FsBackend implements Backend {
   readonly type = 'fs' as const;
@@ -108,11 +126,13 @@ export class FsBackend implements Backend {
   /** Absolute root directory. */
   readonly root: string;
   private readonly tmpDir: string;
+  private readonly mpuDir: string;
 
   constructor(cfg: FsBackendConfig) {
     this.name = cfg.name;
     this.root = path.resolve(cfg.path);
     this.tmpDir = path.join(this.root, TMP_DIR);
+    this.mpuDir = path.join(this.root, MPU_DIR);
   }
 
   /** Maps a physical key to a path inside the root; rejects anything that could escape it or collide. */
@@ -123,6 +143,7 @@ export class FsBackend implements Backend {
       key.includes('\0') ||
       segments.some((s) => s === '' || s === '.' || s === '..') ||
       segments[0] === TMP_DIR ||
+      segments[0] === MPU_DIR ||
       key.endsWith(SIDECAR_SUFFIX);
     const p = path.join(this.root, ...segments);
     if (bad || !p.startsWith(this.root + path.sep)) {
@@ -153,6 +174,30 @@ export class FsBackend implements Backend {
 
   async put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void> {
     const dest = this.resolve(key);
+    await this.streamToTemp(body, size, signal, `put ${key}`, {}, async (tmpData) => {
+      const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
+      await writeDurable(tmpMeta, JSON.stringify(meta));
+      signal?.throwIfAborted();
+      await this.commit(dest, [
+        [tmpMeta, dest + SIDECAR_SUFFIX],
+        [tmpData, dest],
+      ]);
+    });
+  }
+
+  /**
+   * Streams exactly `size` bytes of `body` into a new durable temp file, then lets `publish` move it (and an
+   * optional `<tmp>.meta.json`) into place. On any failure both temp files are removed and the error is
+   * classified: the body's or the signal's fault is `Aborted`. Resolves with the MD5 when `opts.md5`.
+   */
+  private async streamToTemp(
+    body: Readable,
+    size: number,
+    signal: AbortSignal | undefined,
+    what: string,
+    opts: { md5?: boolean; ready?: () => Promise<void> },
+    publish: (tmp: string) => Promise<void>,
+  ): Promise<string | undefined> {
     const tmpData = this.tmpName();
     const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
     let bodyError: unknown;
@@ -162,25 +207,24 @@ export class FsBackend implements Backend {
     body.on('error', onBodyError);
     try {
       signal?.throwIfAborted();
+      await opts.ready?.();
       await mkdir(this.tmpDir, { recursive: true });
       // flush: fsync before close, and pipeline resolves only after 'close', so the bytes are durable here.
       const out = createWriteStream(tmpData, { flags: 'wx', mode: 0o644, flush: true, highWaterMark: HIGH_WATER_MARK });
-      await pipeline(body, new ExactLength(size), out, { signal });
-      await writeDurable(tmpMeta, JSON.stringify(meta));
-      signal?.throwIfAborted();
-      await this.commit(dest, [
-        [tmpMeta, dest + SIDECAR_SUFFIX],
-        [tmpData, dest],
-      ]);
+      const tap = opts.md5 ? new Md5Tap() : undefined;
+      if (tap) await pipeline(body, new ExactLength(size), tap, out, { signal });
+      else await pipeline(body, new ExactLength(size), out, { signal });
+      await publish(tmpData);
+      return tap?.digest();
     } catch (err) {
       await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
       if (err instanceof BackendError) throw err;
       if (callerCaused(err, bodyError, signal)) {
         const cause = bodyError ?? (signal?.aborted ? signal.reason : err);
         const message = cause instanceof Error ? cause.message : String(cause);
-        throw new BackendError(this.name, 'Aborted', `put ${key}: ${message}`, { cause });
+        throw new BackendError(this.name, 'Aborted', `${what}: ${message}`, { cause });
       }
-      throw mapFsError(this.name, err, `put ${key}`, 'Unavailable');
+      throw mapFsError(this.name, err, what, 'Unavailable');
     } finally {
       body.off('error', onBodyError);
     }
@@ -305,7 +349,7 @@ export class FsBackend implements Backend {
       throw err;
     }
     const items = dirents
-      .filter((d) => (d.isDirectory() ? !(dirKey === '' && d.name === TMP_DIR) : d.isFile()))
+      .filter((d) => (d.isDirectory() ? !(dirKey === '' && (d.name === TMP_DIR || d.name === MPU_DIR)) : d.isFile()))
       .filter((d) => d.isDirectory() || !d.name.endsWith(SIDECAR_SUFFIX))
       .map((d) => ({ d, key: dirKey + d.name + (d.isDirectory() ? '/' : '') }))
       .sort((a, b) => byteCompare(a.key, b.key));
@@ -321,6 +365,197 @@ export class FsBackend implements Backend {
       // A file deleted between readdir and stat is simply gone from the listing.
       const st = await stat(path.join(dirAbs, d.name)).catch(() => null);
       if (st) yield { key, size: st.size };
+    }
+  }
+
+  /** The directory of upload `uploadId`; rejects ids this backend cannot have issued (and path escapes). */
+  private uploadDir(uploadId: string): string {
+    if (!UPLOAD_ID.test(uploadId)) {
+      throw new BackendError(this.name, 'Other', `invalid upload id ${JSON.stringify(uploadId)}`);
+    }
+    return path.join(this.mpuDir, uploadId);
+  }
+
+  /** Reads the record createMultipart wrote; an unknown upload, or one for another key, is NotFound. */
+  private async readUpload(key: string, uploadId: string, what: string): Promise<{ dir: string; meta: PhysicalMeta }> {
+    const dir = this.uploadDir(uploadId);
+    let record: { key?: unknown; meta?: PhysicalMeta };
+    try {
+      record = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as typeof record;
+    } catch (err) {
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) {
+        throw new BackendError(this.name, 'NotFound', `${what}: no upload ${uploadId}`, { cause: err });
+      }
+      throw mapFsError(this.name, err, what, 'Unavailable');
+    }
+    if (record.key !== key || record.meta === undefined) {
+      throw new BackendError(this.name, 'NotFound', `${what}: upload ${uploadId} is not an upload of this key`);
+    }
+    return { dir, meta: record.meta };
+  }
+
+  private checkPartNumber(partNumber: number, what: string): void {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PART_NUMBER) {
+      throw new BackendError(this.name, 'Other', `${what}: part number must be 1-${MAX_PART_NUMBER}`);
+    }
+  }
+
+  async createMultipart(key: string, meta: PhysicalMeta): Promise<string> {
+    this.resolve(key);
+    const uploadId = randomBytes(16).toString('base64url');
+    const dir = this.uploadDir(uploadId);
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeDurable(path.join(dir, 'meta.json'), JSON.stringify({ key, meta }));
+      await fsyncPath(dir, 'r');
+      await fsyncPath(this.mpuDir, 'r');
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw mapFsError(this.name, err, `create multipart ${key}`, 'Unavailable');
+    }
+    return uploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const what = `upload part ${partNumber} of ${key}`;
+    this.checkPartNumber(partNumber, what);
+    let dir = '';
+    const ready = async () => {
+      dir = (await this.readUpload(key, uploadId, what)).dir;
+    };
+    const md5 = await this.streamToTemp(body, size, signal, what, { md5: true, ready }, async (tmp) => {
+      try {
+        // Renaming over an earlier upload of the same number replaces it atomically.
+        await rename(tmp, path.join(dir, String(partNumber)));
+      } catch (err) {
+        if (!MISSING.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        throw new BackendError(this.name, 'NotFound', `${what}: upload ${uploadId} was aborted meanwhile`, { cause: err });
+      }
+      await fsyncPath(dir, 'r');
+    });
+    return md5 ?? '';
+  }
+
+  async uploadPartCopy(key: string, uploadId: string, partNumber: number, srcKey: string, range: ByteRange): Promise<string> {
+    const what = `upload part copy ${srcKey} -> part ${partNumber} of ${key}`;
+    const src = this.resolve(srcKey);
+    const st = await stat(src).catch((err: unknown) => {
+      throw mapFsError(this.name, err, what);
+    });
+    if (!st.isFile()) throw new BackendError(this.name, 'NotFound', `${what}: no such object`);
+    if (range.start < 0 || range.end < range.start || range.end >= st.size) {
+      throw new BackendError(this.name, 'Other', `${what}: range ${range.start}-${range.end} is outside the ${st.size}-byte source`);
+    }
+    const body = await this.get(srcKey, range);
+    let srcError: unknown;
+    body.once('error', (err: unknown) => {
+      srcError = err;
+    });
+    try {
+      return await this.uploadPart(key, uploadId, partNumber, body, range.end - range.start + 1);
+    } catch (err) {
+      // uploadPart blames a failing body on the caller (Aborted); here the body is our own source file.
+      if (srcError !== undefined) throw mapFsError(this.name, srcError, what, 'Unavailable');
+      throw err;
+    } finally {
+      if (!body.destroyed) body.destroy();
+    }
+  }
+
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: readonly { partNumber: number; etag: string }[],
+  ): Promise<void> {
+    const what = `complete multipart ${key}`;
+    const dest = this.resolve(key);
+    if (parts.length === 0) throw new BackendError(this.name, 'Other', `${what}: no parts listed`);
+    parts.forEach((p, i) => {
+      this.checkPartNumber(p.partNumber, what);
+      if (i > 0 && p.partNumber <= parts[i - 1]!.partNumber) {
+        throw new BackendError(this.name, 'Other', `${what}: part numbers must be strictly ascending`);
+      }
+    });
+    const { dir, meta } = await this.readUpload(key, uploadId, what);
+    const tmpData = this.tmpName();
+    const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
+    try {
+      await mkdir(this.tmpDir, { recursive: true });
+      const out = createWriteStream(tmpData, {
+        flags: 'wx',
+        mode: 0o644,
+        flush: true,
+        highWaterMark: ASSEMBLY_HIGH_WATER_MARK,
+      });
+      await pipeline(this.concatParts(dir, parts, what), out);
+      await writeDurable(tmpMeta, JSON.stringify(meta));
+      await this.commit(dest, [
+        [tmpMeta, dest + SIDECAR_SUFFIX],
+        [tmpData, dest],
+      ]);
+    } catch (err) {
+      await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
+      throw mapFsError(this.name, err, what, 'Unavailable');
+    }
+    // The object is complete and durable; a leftover upload directory is only garbage for abort to remove.
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /**
+   * Yields the listed parts' bytes in order, checking each part's MD5 against the ETag given for it. The
+   * check hashes the bytes actually assembled, so it also catches a part replaced or damaged on disk.
+   */
+  private async *concatParts(
+    dir: string,
+    parts: readonly { partNumber: number; etag: string }[],
+    what: string,
+  ): AsyncGenerator<Buffer> {
+    for (const part of parts) {
+      let fh;
+      try {
+        fh = await open(path.join(dir, String(part.partNumber)), 'r');
+      } catch (err) {
+        if (!MISSING.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        throw new BackendError(this.name, 'Other', `${what}: part ${part.partNumber} was never uploaded`, { cause: err });
+      }
+      const hash = createHash('md5');
+      for await (const chunk of fh.createReadStream({ autoClose: true, highWaterMark: ASSEMBLY_HIGH_WATER_MARK })) {
+        hash.update(chunk as Buffer);
+        yield chunk as Buffer;
+      }
+      const actual = hash.digest('hex');
+      if (actual !== normalEtag(part.etag)) {
+        throw new BackendError(
+          this.name,
+          'Other',
+          `${what}: part ${part.partNumber} has ETag ${actual}, not the ${JSON.stringify(part.etag)} given`,
+        );
+      }
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    const what = `abort multipart ${key}`;
+    const dir = this.uploadDir(uploadId);
+    try {
+      await this.readUpload(key, uploadId, what);
+    } catch (err) {
+      // Unknown, finished or someone else's upload: nothing of this key's to discard.
+      if (err instanceof BackendError && err.kind === 'NotFound') return;
+      throw err;
+    }
+    try {
+      // Retries cover a part renamed into the directory while rm was emptying it (ENOTEMPTY).
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch (err) {
+      throw mapFsError(this.name, err, what, 'Unavailable');
     }
   }
 

@@ -3,7 +3,10 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -11,8 +14,11 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import type { S3BackendConfig } from '../config/types.js';
+import { createLogger, type Logger } from '../log.js';
 import {
   BackendError,
   type Backend,
@@ -38,6 +44,8 @@ export interface S3BackendOptions {
   maxSockets?: number;
   /** Attempts for requests without a streaming body (default 3). Streaming puts are never retried. */
   maxAttempts?: number;
+  /** Where the backend reports provider quirks it works around (default: a stderr JSON logger). */
+  logger?: Logger;
 }
 
 const DEFAULT_LIST_LIMIT = 1000;
@@ -48,6 +56,27 @@ const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} }
 /** Percent-encodes each key segment for x-amz-copy-source, keeping the '/' separators. */
 function encodeCopySource(bucket: string, key: string): string {
   return `${encodeURIComponent(bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * True when the provider says it does not implement the operation at all (s3rver answers UploadPartCopy
+ * with 501 NotImplemented and AbortMultipartUpload with 405 MethodNotAllowed), as opposed to a failure of
+ * this particular request.
+ */
+function unsupportedOperation(err: unknown): boolean {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    name?: string;
+    Code?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = e.Code ?? e.name ?? '';
+  const status = e.$metadata?.httpStatusCode;
+  return name === 'NotImplemented' || name === 'MethodNotAllowed' || status === 501 || status === 405;
+}
+
+/** The ETag a provider returned, without quotes. */
+function bareEtag(etag: string | undefined): string | undefined {
+  return etag === undefined ? undefined : etag.replace(/"/g, '');
 }
 
 /** Builds the middleware that sets raw headers the typed command input cannot carry (Expires as a string). */
@@ -63,6 +92,12 @@ function rawHeaders(headers: Record<string, string>) {
 /**
  * A backend on an S3-compatible provider. Physical keys are stored under the configured prefix; the
  * {@link PhysicalMeta} travels as Content-* headers plus `x-amz-meta-s3o-*` user metadata.
+ *
+ * Multipart uploads are the provider's own. Two operations some providers lack are detected on first use
+ * (501 NotImplemented / 405 MethodNotAllowed) and remembered for the life of the instance: UploadPartCopy then
+ * streams the source range through this process into UploadPart (O(1) memory), and AbortMultipartUpload
+ * becomes a logged no-op, so the parts of aborted uploads stay on such a provider (stock s3rver) until removed
+ * by other means.
  */
 export class S3Backend implements Backend {
   readonly type = 's3' as const;
@@ -71,9 +106,15 @@ export class S3Backend implements Backend {
   readonly prefix: string;
   readonly endpoint: string;
   private readonly client: S3Client;
+  private readonly log: Logger;
+  /** Set once the provider answered UploadPartCopy with "not implemented": later copies go through us. */
+  private partCopyUnsupported = false;
+  /** Set once the provider answered AbortMultipartUpload with "not implemented". */
+  private abortUnsupported = false;
 
   constructor(cfg: S3BackendConfig, opts: S3BackendOptions = {}) {
     this.name = cfg.name;
+    this.log = (opts.logger ?? createLogger()).child({ component: 'backend', backend: cfg.name });
     this.bucket = cfg.bucket;
     this.prefix = cfg.prefix;
     this.endpoint = cfg.endpoint ?? `https://s3.${cfg.region}.amazonaws.com`;
@@ -122,6 +163,31 @@ export class S3Backend implements Backend {
 
   async put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void> {
     const { native, metadata, headers } = this.metaInput(meta);
+    await this.sendBody(body, size, signal, `put ${key}`, (counted, abortSignal) => {
+      const cmd = new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.physical(key),
+        Body: counted,
+        ContentLength: size,
+        ...native,
+        Metadata: metadata,
+      });
+      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
+      return this.client.send(cmd, { abortSignal });
+    });
+  }
+
+  /**
+   * Sends a command whose request body is `body`, counted to exactly `size` bytes. A failing or short body,
+   * or `signal`, aborts the HTTP request and surfaces as `Aborted`; provider failures go through mapS3Error.
+   */
+  private async sendBody<T>(
+    body: Readable,
+    size: number,
+    signal: AbortSignal | undefined,
+    what: string,
+    send: (counted: ExactLength, abortSignal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const ac = new AbortController();
     const onAbort = () => ac.abort(signal?.reason);
     if (signal?.aborted) onAbort();
@@ -136,24 +202,15 @@ export class S3Backend implements Backend {
     // the HTTP request explicitly, or the provider would wait for the missing bytes.
     pipeline(body, counted).catch((err: unknown) => ac.abort(err));
     try {
-      const cmd = new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: this.physical(key),
-        Body: counted,
-        ContentLength: size,
-        ...native,
-        Metadata: metadata,
-      });
-      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
-      await this.client.send(cmd, { abortSignal: ac.signal });
+      return await send(counted, ac.signal);
     } catch (err) {
       if (!counted.destroyed) counted.destroy();
       if (callerCaused(err, bodyError, signal) || ac.signal.aborted) {
         const cause = bodyError ?? (signal?.aborted ? signal.reason : (ac.signal.reason ?? err));
         const message = cause instanceof Error ? cause.message : String(cause);
-        throw new BackendError(this.name, 'Aborted', `put ${key}: ${message}`, { cause });
+        throw new BackendError(this.name, 'Aborted', `${what}: ${message}`, { cause });
       }
-      throw this.fail(err, `put ${key}`);
+      throw this.fail(err, what);
     } finally {
       signal?.removeEventListener('abort', onAbort);
       body.off('error', onBodyError);
@@ -236,6 +293,144 @@ export class S3Backend implements Backend {
       return { entries, truncated: res.IsTruncated === true };
     } catch (err) {
       throw this.fail(err, `list ${prefix}`);
+    }
+  }
+
+  async createMultipart(key: string, meta: PhysicalMeta): Promise<string> {
+    const { native, metadata, headers } = this.metaInput(meta);
+    let uploadId: string | undefined;
+    try {
+      const cmd = new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: this.physical(key),
+        ...native,
+        Metadata: metadata,
+      });
+      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
+      uploadId = (await this.client.send(cmd)).UploadId;
+    } catch (err) {
+      throw this.fail(err, `create multipart ${key}`);
+    }
+    if (!uploadId) throw new BackendError(this.name, 'Other', `create multipart ${key}: the provider returned no upload id`);
+    return uploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Readable,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const what = `upload part ${partNumber} of ${key}`;
+    const res = await this.sendBody(body, size, signal, what, (counted, abortSignal) =>
+      this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: this.physical(key),
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: counted,
+          ContentLength: size,
+        }),
+        { abortSignal },
+      ),
+    );
+    const etag = bareEtag(res.ETag);
+    if (!etag) throw new BackendError(this.name, 'Other', `${what}: the provider returned no ETag`);
+    return etag;
+  }
+
+  async uploadPartCopy(key: string, uploadId: string, partNumber: number, srcKey: string, range: ByteRange): Promise<string> {
+    const what = `upload part copy ${srcKey} -> part ${partNumber} of ${key}`;
+    if (this.partCopyUnsupported) return this.copyPartThrough(key, uploadId, partNumber, srcKey, range, what);
+    let etag: string | undefined;
+    try {
+      const res = await this.client.send(
+        new UploadPartCopyCommand({
+          Bucket: this.bucket,
+          Key: this.physical(key),
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          CopySource: encodeCopySource(this.bucket, this.physical(srcKey)),
+          CopySourceRange: `bytes=${range.start}-${range.end}`,
+        }),
+      );
+      etag = bareEtag(res.CopyPartResult?.ETag);
+    } catch (err) {
+      if (!unsupportedOperation(err)) throw this.fail(err, what);
+      this.partCopyUnsupported = true;
+      this.log.info('provider lacks UploadPartCopy; part copies now stream through the orchestrator', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return this.copyPartThrough(key, uploadId, partNumber, srcKey, range, what);
+    }
+    if (!etag) throw new BackendError(this.name, 'Other', `${what}: the provider returned no ETag`);
+    return etag;
+  }
+
+  /** UploadPartCopy for providers without it: a ranged GET streamed into UploadPart (O(1) memory). */
+  private async copyPartThrough(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    srcKey: string,
+    range: ByteRange,
+    what: string,
+  ): Promise<string> {
+    const src = await this.get(srcKey, range);
+    let srcError: unknown;
+    src.once('error', (err: unknown) => {
+      srcError = err;
+    });
+    try {
+      return await this.uploadPart(key, uploadId, partNumber, src, range.end - range.start + 1);
+    } catch (err) {
+      // uploadPart blames a failing body on the caller (Aborted); here the body is the provider's own read.
+      if (srcError !== undefined) throw this.fail(srcError, what);
+      throw err;
+    } finally {
+      if (!src.destroyed) src.destroy();
+    }
+  }
+
+  async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: readonly { partNumber: number; etag: string }[],
+  ): Promise<void> {
+    try {
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.physical(key),
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: `"${bareEtag(p.etag)}"` })) },
+        }),
+      );
+    } catch (err) {
+      throw this.fail(err, `complete multipart ${key}`);
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    if (this.abortUnsupported) return;
+    try {
+      await this.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.physical(key), UploadId: uploadId }),
+      );
+    } catch (err) {
+      if (unsupportedOperation(err)) {
+        // Nothing else can discard the parts; on such a provider (s3rver) they stay until removed by hand.
+        this.abortUnsupported = true;
+        this.log.debug('provider lacks AbortMultipartUpload; parts of aborted uploads stay on the provider', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        return;
+      }
+      const e = this.fail(err, `abort multipart ${key}`);
+      if (e.kind !== 'NotFound') throw e;
     }
   }
 

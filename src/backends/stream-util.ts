@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
 /**
@@ -50,6 +51,22 @@ export class ExactLength extends Transform {
 
   override _flush(cb: TransformCallback): void {
     cb(this.seen === this.size ? null : new BodyLengthError(this.size, this.seen, false));
+  }
+}
+
+/** Passes bytes through while computing their MD5 (the S3 part ETag). */
+export class Md5Tap extends Transform {
+  private readonly hash = createHash('md5');
+  constructor() {
+    super({ highWaterMark: 256 * 1024 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  /** Hex MD5 of everything that passed; call once, after the end. */
+  digest(): string {
+    return this.hash.digest('hex');
   }
 }
 

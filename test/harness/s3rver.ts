@@ -31,16 +31,28 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
+/** Options of {@link startS3rver}. */
+export interface S3rverOptions {
+  /** Buckets to create (default `['test']`). */
+  buckets?: string[];
+  /**
+   * Serve UploadPartCopy (stock s3rver answers 501 NotImplemented). Off by default, so that backends meet the
+   * stock behaviour; on to exercise their native part-copy path.
+   */
+  uploadPartCopy?: boolean;
+}
+
 /**
  * Starts s3rver 3.7.1 in a child process (`node --openssl-legacy-provider`, needed for its ListObjectsV2
  * continuation tokens on Node 20) on a free 127.0.0.1 port with its own temp directory and the given
- * buckets (default `['test']`). Safe to call several times in parallel.
+ * buckets. Safe to call several times in parallel. See s3rver-child.cjs for what is patched and what is not.
  */
-export async function startS3rver(opts: { buckets?: string[] } = {}): Promise<S3rverInstance> {
+export async function startS3rver(opts: S3rverOptions = {}): Promise<S3rverInstance> {
   const buckets = opts.buckets && opts.buckets.length > 0 ? opts.buckets : ['test'];
   const directory = await mkdtemp(path.join(os.tmpdir(), 's3rver-'));
+  const features = opts.uploadPartCopy ? ['partCopy'] : [];
   // execArgv replaces the parent's (tsx loader flags): the child is plain CommonJS and starts faster without.
-  const child = fork(CHILD, [directory, buckets.join(',')], {
+  const child = fork(CHILD, [directory, buckets.join(','), features.join(',')], {
     execArgv: ['--openssl-legacy-provider'],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createBackend } from '../../../src/backends/index.js';
-import { FsBackend, mapFsError, TMP_DIR } from '../../../src/backends/fs.js';
+import { FsBackend, mapFsError, MPU_DIR, TMP_DIR } from '../../../src/backends/fs.js';
 import { bufferStream, readAll, rejectsKind, stallingStream } from './helpers.js';
 import { backendSuite, type SuiteTarget } from './suite.js';
 
@@ -25,6 +25,8 @@ async function fsTarget(): Promise<SuiteTarget> {
   return {
     backend,
     leftovers: () => tmpEntries(root),
+    abortDiscards: true,
+    uploadsLeft: () => readdir(path.join(root, MPU_DIR)).catch(() => []),
     teardown: async () => {
       await backend.close();
       await rm(root, { recursive: true, force: true });
@@ -127,5 +129,106 @@ describe('FsBackend specifics', () => {
     for (const [code, kind] of cases) assert.equal(mapFsError('d', e(code), 'op').kind, kind, code);
     assert.equal(mapFsError('d', e('ENOENT'), 'op', 'Unavailable').kind, 'Unavailable');
     assert.equal(mapFsError('d', Object.assign(new Error('x'), { name: 'AbortError' }), 'op').kind, 'Aborted');
+  });
+});
+
+describe('FsBackend multipart specifics', () => {
+  let root: string;
+  let b: FsBackend;
+  const meta = { bucket: 'b', key: 'k', versionId: 'v', contentType: 'text/plain' };
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 's3o-fs-mpu-'));
+    b = new FsBackend({ type: 'fs', name: 'mpu-disk', quotaBytes: 0, path: root });
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('layout_on_disk_and_cleanup_after_complete', async () => {
+    const id = await b.createMultipart('lay/obj', meta);
+    assert.match(id, /^[A-Za-z0-9_-]{16,64}$/);
+    const dir = path.join(root, MPU_DIR, id);
+    assert.deepEqual(JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')), { key: 'lay/obj', meta });
+    const e1 = await b.uploadPart('lay/obj', id, 1, bufferStream(Buffer.from('abc')), 3);
+    const e2 = await b.uploadPart('lay/obj', id, 2, bufferStream(Buffer.from('de')), 2);
+    assert.deepEqual((await readdir(dir)).sort(), ['1', '2', 'meta.json']);
+    await b.completeMultipart('lay/obj', id, [
+      { partNumber: 1, etag: e1 },
+      { partNumber: 2, etag: e2.toUpperCase() },
+    ]);
+    assert.equal(await exists(dir), false);
+    assert.equal((await readFile(path.join(root, 'lay/obj'))).toString(), 'abcde');
+    assert.deepEqual(JSON.parse(await readFile(path.join(root, 'lay/obj.meta.json'), 'utf8')), meta);
+    assert.deepEqual(await tmpEntries(root), []);
+    await rejectsKind(b.completeMultipart('lay/obj', id, [{ partNumber: 1, etag: e1 }]), 'NotFound', 'mpu-disk');
+  });
+
+  it('rejects_upload_ids_keys_and_part_numbers_it_cannot_have_issued', async () => {
+    const id = await b.createMultipart('ids/obj', meta);
+    const badIds = ['../../etc', '..', 'a/b', '', 'x'.repeat(65), 'short', `${id}/../x`];
+    for (const bad of badIds) {
+      await rejectsKind(b.uploadPart('ids/obj', bad, 1, bufferStream(Buffer.from('x')), 1), 'Other', 'mpu-disk');
+      await rejectsKind(b.abortMultipart('ids/obj', bad), 'Other', 'mpu-disk');
+      await rejectsKind(b.completeMultipart('ids/obj', bad, [{ partNumber: 1, etag: 'x' }]), 'Other', 'mpu-disk');
+    }
+    for (const n of [0, 10_001, 1.5, -1]) {
+      await rejectsKind(b.uploadPart('ids/obj', id, n, bufferStream(Buffer.from('x')), 1), 'Other', 'mpu-disk');
+    }
+    await rejectsKind(b.createMultipart('../escape', meta), 'Other', 'mpu-disk');
+    await rejectsKind(b.createMultipart('.mpu/x', meta), 'Other', 'mpu-disk');
+    // Another key's upload id is unknown for this key; aborting it through the wrong key leaves it alone.
+    await rejectsKind(b.uploadPart('ids/other', id, 1, bufferStream(Buffer.from('x')), 1), 'NotFound', 'mpu-disk');
+    await b.abortMultipart('ids/other', id);
+    assert.ok(await exists(path.join(root, MPU_DIR, id)));
+    await b.abortMultipart('ids/obj', id);
+    assert.equal(await exists(path.join(root, MPU_DIR, id)), false);
+  });
+
+  it('complete_rejects_missing_unordered_and_empty_part_lists', async () => {
+    const id = await b.createMultipart('chk/obj', meta);
+    const e1 = await b.uploadPart('chk/obj', id, 1, bufferStream(Buffer.from('one')), 3);
+    const e2 = await b.uploadPart('chk/obj', id, 2, bufferStream(Buffer.from('two')), 3);
+    const missing = await rejectsKind(
+      b.completeMultipart('chk/obj', id, [{ partNumber: 1, etag: e1 }, { partNumber: 3, etag: e2 }]),
+      'Other',
+      'mpu-disk',
+    );
+    assert.match(missing.message, /part 3 was never uploaded/);
+    const unordered = [{ partNumber: 2, etag: e2 }, { partNumber: 1, etag: e1 }];
+    await rejectsKind(b.completeMultipart('chk/obj', id, unordered), 'Other', 'mpu-disk');
+    await rejectsKind(b.completeMultipart('chk/obj', id, []), 'Other', 'mpu-disk');
+    const wrong = await rejectsKind(
+      b.completeMultipart('chk/obj', id, [{ partNumber: 1, etag: e2 }]),
+      'Other',
+      'mpu-disk',
+    );
+    assert.match(wrong.message, /part 1 has ETag/);
+    assert.equal(await b.head('chk/obj'), null);
+    assert.deepEqual(await tmpEntries(root), []);
+    await b.completeMultipart('chk/obj', id, [{ partNumber: 2, etag: e2 }]);
+    assert.equal((await readAll(await b.get('chk/obj'))).toString(), 'two');
+  });
+
+  it('part_copy_range_outside_the_source_is_refused', async () => {
+    await b.put('pcs/src', bufferStream(Buffer.from('0123456789')), 10, meta);
+    const id = await b.createMultipart('pcs/dst', meta);
+    await rejectsKind(b.uploadPartCopy('pcs/dst', id, 1, 'pcs/src', { start: 5, end: 10 }), 'Other', 'mpu-disk');
+    assert.deepEqual(await readdir(path.join(root, MPU_DIR, id)), ['meta.json']);
+    await b.abortMultipart('pcs/dst', id);
+  });
+
+  it('a_part_aborted_after_the_upload_was_aborted_leaves_nothing', async () => {
+    const id = await b.createMultipart('race/obj', meta);
+    let resolveStalled!: () => void;
+    const stalled = new Promise<void>((r) => (resolveStalled = r));
+    const body = stallingStream(256 * 1024, resolveStalled);
+    const ac = new AbortController();
+    const upload = b.uploadPart('race/obj', id, 1, body, 1 << 20, ac.signal);
+    await stalled;
+    await b.abortMultipart('race/obj', id);
+    ac.abort();
+    await rejectsKind(upload, 'Aborted', 'mpu-disk');
+    assert.equal(await exists(path.join(root, MPU_DIR, id)), false);
+    assert.deepEqual(await tmpEntries(root), []);
   });
 });

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
 import { BackendError } from '../../../src/backends/backend.js';
+import type { Logger } from '../../../src/log.js';
 import { createBackend } from '../../../src/backends/index.js';
 import { mapS3Error, S3Backend } from '../../../src/backends/s3.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
@@ -19,6 +20,7 @@ async function s3Target(prefix: string): Promise<SuiteTarget> {
     backend,
     leftovers: async () =>
       (await backend.list('')).entries.map((e) => e.key).filter((k) => MUST_NOT_EXIST.has(k)),
+    abortDiscards: false,
     afterGetDestroyed: (stream: Readable) => {
       const socket = (stream as IncomingMessage).socket;
       assert.ok(socket === null || socket.destroyed, 'the HTTP socket is destroyed, not returned to the pool');
@@ -214,6 +216,100 @@ describe('S3Backend specifics', () => {
       assert.equal(await b.head('m'), null);
     } finally {
       await b.close();
+    }
+  });
+});
+
+/** A Logger that records message texts, to observe which path a backend took. */
+function recordingLogger(lines: string[]): Logger {
+  const logger: Logger = {
+    debug: (m) => void lines.push(m),
+    info: (m) => void lines.push(m),
+    warn: (m) => void lines.push(m),
+    error: (m) => void lines.push(m),
+    child: () => logger,
+  };
+  return logger;
+}
+
+describe('S3Backend multipart specifics', () => {
+  let stock: S3rverInstance;
+  let native: S3rverInstance;
+  before(async () => {
+    [stock, native] = await Promise.all([startS3rver(), startS3rver({ uploadPartCopy: true })]);
+  });
+  after(async () => {
+    await Promise.all([stock?.stop(), native?.stop()]);
+  });
+
+  /** Copies two ranges of a source whose key needs percent-encoding into a new object, under a prefix. */
+  async function copyTwoRanges(server: S3rverInstance, lines: string[]): Promise<void> {
+    const b = new S3Backend(s3BackendConfig(server, 'pc', { prefix: 'ten ant/' }), { logger: recordingLogger(lines) });
+    try {
+      const src = Buffer.from('0123456789abcdefghij');
+      const srcKey = 'src/a+b?c#d %é';
+      await b.put(srcKey, bufferStream(src), src.length, { bucket: 'b', key: 'k', versionId: 'v' });
+      const id = await b.createMultipart('dst/obj', { bucket: 'b', key: 'k2', versionId: 'v2' });
+      const e1 = await b.uploadPartCopy('dst/obj', id, 1, srcKey, { start: 2, end: 5 });
+      const e2 = await b.uploadPartCopy('dst/obj', id, 2, srcKey, { start: 19, end: 19 });
+      await rejectsKind(b.uploadPartCopy('dst/obj', id, 3, 'src/missing', { start: 0, end: 1 }), 'NotFound', 'pc');
+      await b.completeMultipart('dst/obj', id, [
+        { partNumber: 1, etag: e1 },
+        { partNumber: 2, etag: e2 },
+      ]);
+      assert.equal((await readAll(await b.get('dst/obj'))).toString(), '2345j');
+    } finally {
+      await b.close();
+    }
+  }
+
+  it('upload_part_copy_is_native_where_the_provider_has_it', async () => {
+    const lines: string[] = [];
+    await copyTwoRanges(native, lines);
+    assert.deepEqual(lines.filter((l) => /UploadPartCopy/.test(l)), []);
+  });
+
+  it('upload_part_copy_falls_back_once_and_remembers', async () => {
+    const lines: string[] = [];
+    await copyTwoRanges(stock, lines);
+    // One native attempt answered NotImplemented; the later copies went straight to the fallback.
+    assert.equal(lines.filter((l) => /lacks UploadPartCopy/.test(l)).length, 1);
+  });
+
+  it('abort_on_a_provider_without_it_succeeds_and_is_logged', async () => {
+    const lines: string[] = [];
+    const b = new S3Backend(s3BackendConfig(stock, 'ab'), { logger: recordingLogger(lines) });
+    try {
+      const id = await b.createMultipart('ab/obj', { bucket: 'b', key: 'k', versionId: 'v' });
+      await b.uploadPart('ab/obj', id, 1, bufferStream(Buffer.from('x')), 1);
+      await b.abortMultipart('ab/obj', id);
+      await b.abortMultipart('ab/obj', id);
+      assert.equal(lines.filter((l) => /lacks AbortMultipartUpload/.test(l)).length, 1);
+      assert.equal(await b.head('ab/obj'), null);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('unknown_upload_id_is_NotFound', async () => {
+    const b = new S3Backend(s3BackendConfig(stock, 'nu'));
+    try {
+      await rejectsKind(b.uploadPart('nu/obj', 'deadbeef', 1, bufferStream(Buffer.from('x')), 1), 'NotFound', 'nu');
+      await rejectsKind(b.completeMultipart('nu/obj', 'deadbeef', [{ partNumber: 1, etag: 'x' }]), 'NotFound', 'nu');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('dead_endpoint_multipart_is_Unavailable', async () => {
+    const port = await closedPort();
+    const dead = new S3Backend({ ...s3BackendConfig(stock, 'dead-mpu'), endpoint: `http://127.0.0.1:${port}` }, { maxAttempts: 1 });
+    try {
+      await rejectsKind(dead.createMultipart('x', { bucket: 'b', key: 'k', versionId: 'v' }), 'Unavailable', 'dead-mpu');
+      await rejectsKind(dead.uploadPart('x', 'id', 1, bufferStream(Buffer.from('abc')), 3), 'Unavailable', 'dead-mpu');
+      await rejectsKind(dead.abortMultipart('x', 'id'), 'Unavailable', 'dead-mpu');
+    } finally {
+      await dead.close();
     }
   });
 });

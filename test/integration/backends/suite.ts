@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
 import type { Backend, PhysicalMeta } from '../../../src/backends/backend.js';
 import { newVersionId, physicalKey } from '../../../src/backends/layout.js';
+import { multipartCases } from './multipart-suite.js';
 import {
   bufferStream,
   generatedStream,
@@ -19,6 +20,10 @@ export interface SuiteTarget {
   backend: Backend;
   /** Anything a failed write may have left behind (fs: temp files); must be empty after a failed put. */
   leftovers(): Promise<string[]>;
+  /** Whether abortMultipart really discards an upload (stock s3rver has no AbortMultipartUpload). */
+  abortDiscards: boolean;
+  /** Multipart upload state still stored, where observable (fs: entries of `.mpu/`); must be empty after aborts. */
+  uploadsLeft?(): Promise<string[]>;
   /** Extra check after a get stream was destroyed (s3: the socket is gone). */
   afterGetDestroyed?(stream: Readable): void;
   teardown(): Promise<void>;
@@ -239,5 +244,7 @@ export function backendSuite(label: string, make: () => Promise<SuiteTarget>): v
     it('check_passes_on_a_healthy_backend', async () => {
       await b.check();
     });
+
+    multipartCases(() => t);
   });
 }
