@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { pipeline, Transform } from 'node:stream';
 import { BackendError, type Backend } from '../backends/backend.js';
 import { newVersionId, physicalKey } from '../backends/layout.js';
 import type { Queryable } from '../meta/db.js';
@@ -217,11 +218,16 @@ export class CoreMultipartStore implements MultipartStore {
       }
       const md5 = createHash('md5');
       const sum = u.checksum_algorithm ? createHasher(u.checksum_algorithm as ChecksumAlgorithm) : undefined;
-      const body = await this.#objects.openRange(src, range, input.signal);
-      body.on('data', (c: Buffer) => {
-        md5.update(c);
-        sum?.update(c);
+      const source = await this.#objects.openRange(src, range, input.signal);
+      const body = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          md5.update(chunk);
+          sum?.update(chunk);
+          cb(null, chunk);
+        },
       });
+      // pipeline destroys both ends if either fails (a backend giving up stops the source read).
+      pipeline(source, body, () => {});
       const backendEtag = await backend.uploadPart(u.physical_key, u.backend_upload_id, input.partNumber, body, size, input.signal);
       return { etag: md5.digest('hex'), backend_etag: backendEtag, checksum_value: sum ? (await sum.digest()).toString('base64') : null };
     });
