@@ -199,7 +199,10 @@ function send(x: Exchange, result: S3Result, isHead: boolean, idleMs: number, re
       writeHead(x.res, result);
       if (noBody) {
         const len = result.status === 204 || result.status === 304 ? undefined : result.bodyLength ?? bufferLength(fixed);
-        x.res.endWithoutBody(len, closeAfter);
+        // An explicit `undefined` length reaches uWS as a huge number: call without arguments.
+        if (len !== undefined) x.res.endWithoutBody(len, closeAfter);
+        else if (closeAfter) x.res.end('', true);
+        else x.res.endWithoutBody();
       } else {
         const buf = fixed ?? '';
         x.bytesOut += bufferLength(buf);
