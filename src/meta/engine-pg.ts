@@ -23,7 +23,10 @@ export async function openPostgres(url: string, schema = 'public', max = 20): Pr
   pool.on('error', () => {});
   const client = await pool.connect();
   try {
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`).catch((err: { code?: string }) => {
+      // IF NOT EXISTS is not atomic: two instances starting together can both try; the loser sees 23505.
+      if (err.code !== '23505' && err.code !== '42P06') throw err;
+    });
   } finally {
     client.release();
   }
