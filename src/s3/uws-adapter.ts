@@ -233,7 +233,10 @@ function streamBody(x: Exchange, result: S3Result, src: Readable, idleMs: number
     if (done) return;
     done = true;
     src.removeAllListeners('data');
-    src.destroy();
+    if (abortedNow || srcEnded) src.destroy();
+    // Every byte was sent but the source has not emitted 'end' yet (a backend HTTP response): let it reach
+    // its end instead of destroying it, so the backend's keep-alive socket goes back to the pool.
+    else src.once('error', () => {}).resume();
     finish(x, result, abortedNow);
   };
   const cut = (): void => {
