@@ -98,29 +98,29 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
   }
 }
 
-/** Inserts the pending version and reserves quota on the best backend with room, in one transaction. */
+/**
+ * Reserves quota on the best backend with room and inserts the pending version, one statement per
+ * candidate. The ranking reads backend counters that may be a moment old; the reservation itself is atomic
+ * and re-checks the quota, so a stale ranking can only cost a retry on the next candidate, never overshoot.
+ */
 async function stage(deps: WriteDeps, req: WriteRequest, exclude: ReadonlySet<string>): Promise<StagedWrite> {
   const versionId = newVersionId();
   const pkey = physicalKey(req.bucket, req.key, versionId);
-  return deps.db.tx(async (q) => {
-    const { rows } = await run<bq.BackendRow>(q, bq.selectBackends());
-    let ranked = rankBackends(rows, deps.backends.names, deps.strategy, req.size, exclude);
-    if (req.prefer?.length) {
-      const preferred = ranked.filter((n) => req.prefer!.includes(n));
-      ranked = [...preferred, ...ranked.filter((n) => !req.prefer!.includes(n))];
-    }
-    for (const name of ranked) {
-      const got = await run(q, bq.reserve(name, req.size));
-      if (got.rowCount === 0) continue;
-      await run(q, oq.insertPendingVersion({ versionId, bucket: req.bucket, key: req.key, size: req.size }));
-      await run(q, oq.insertPendingCopy(versionId, name, pkey, req.size));
-      return { versionId, bucket: req.bucket, key: req.key, size: req.size, backend: name, physicalKey: pkey };
-    }
-    throw new CoreError(
-      exclude.size ? 'ServiceUnavailable' : 'InsufficientStorage',
-      exclude.size ? 'every backend with room failed' : `no backend has room for ${req.size} bytes`,
-    );
-  });
+  const { rows } = await run<bq.BackendRow>(deps.db, bq.selectBackends());
+  let ranked = rankBackends(rows, deps.backends.names, deps.strategy, req.size, exclude);
+  if (req.prefer?.length) {
+    const preferred = ranked.filter((n) => req.prefer!.includes(n));
+    ranked = [...preferred, ...ranked.filter((n) => !req.prefer!.includes(n))];
+  }
+  for (const name of ranked) {
+    const staged = { versionId, bucket: req.bucket, key: req.key, size: req.size, backend: name, physicalKey: pkey };
+    const got = await run(deps.db, oq.stageWrite(staged));
+    if (got.rowCount > 0) return staged;
+  }
+  throw new CoreError(
+    exclude.size ? 'ServiceUnavailable' : 'InsufficientStorage',
+    exclude.size ? 'every backend with room failed' : `no backend has room for ${req.size} bytes`,
+  );
 }
 
 /** Publishes a staged write, retiring the key's previous live version (the outbox) in the same transaction. */
@@ -132,16 +132,16 @@ async function commit(
 ): Promise<ObjectVersion> {
   return deps.db.tx(async (q) => {
     await run(q, oq.lockKey(staged.bucket, staged.key));
-    const live = await run<oq.VersionRow>(q, oq.selectLive(staged.bucket, staged.key, true));
-    checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, conditions);
-    if (live.rows[0]) await run(q, oq.retireLive(staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs));
-    const published = await run<oq.VersionRow>(q, oq.publishVersion(staged.versionId, fields));
+    if (conditions) {
+      const live = await run<oq.VersionRow>(q, oq.selectLive(staged.bucket, staged.key, true));
+      checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, conditions);
+    }
+    await run(q, oq.retireLive(staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs));
+    const published = await run<oq.VersionRow>(q, oq.publishWrite(staged.versionId, fields));
     if (published.rowCount === 0) {
       // The janitor took the write for abandoned (its heartbeat went stale) and queued its bytes for deletion.
       throw new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit');
     }
-    const copies = await run<{ backend: string; size: number }>(q, oq.publishCopies(staged.versionId));
-    for (const c of copies.rows) await run(q, bq.commitReservation(c.backend, c.size));
     return oq.rowToVersion(published.rows[0]!);
   });
 }

@@ -55,7 +55,9 @@ function wrap(q: { query: PGlite['query']; exec: PGlite['exec'] }): Queryable {
     },
     async query<R>(text: string, values?: readonly unknown[]): Promise<QueryResult<R>> {
       const res = await q.query<R>(text, values as unknown[] | undefined);
-      return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+      // Like pg's rowCount: rows returned (SELECT, or DML with RETURNING), else rows affected. PGlite reports
+      // affectedRows 0 for a SELECT whose CTEs modify rows, so returned rows take precedence.
+      return { rows: res.rows, rowCount: res.rows.length > 0 ? res.rows.length : (res.affectedRows ?? 0) };
     },
   };
 }

@@ -36,15 +36,6 @@ export function reserve(name: string, size: number): Sql {
   };
 }
 
-/** A reservation became a stored copy. */
-export function commitReservation(name: string, size: number): Sql {
-  return {
-    text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2, used_bytes = used_bytes + $2,
-             object_count = object_count + 1 WHERE name = $1`,
-    values: [name, size],
-  };
-}
-
 /**
  * A write was abandoned: its reservation turns into used bytes that the cleanup job for its physical key
  * releases once the (possibly partial) bytes are gone, so the quota never counts them as free too early.

@@ -94,24 +94,22 @@ export function lockKey(bucket: string, key: string): Sql {
   return { text: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, values: [`obj:${bucket}/${key}`] };
 }
 
-/** Inserts the pending version row of a write about to start. */
-export function insertPendingVersion(v: {
-  versionId: string;
-  bucket: string;
-  key: string;
-  size: number;
-}): Sql {
+/**
+ * Stages a write in ONE statement: reserves `size` bytes on `backend` if they fit under its quota (the
+ * UPDATE's row lock serialises concurrent reservations, so a quota cannot be overshot) and, only if the
+ * reservation succeeded, inserts the pending version and its pending copy. Returns one row on success.
+ */
+export function stageWrite(v: { versionId: string; bucket: string; key: string; size: number; backend: string; physicalKey: string }): Sql {
   return {
-    text: `INSERT INTO object_versions (version_id, bucket, key, state, size) VALUES ($1, $2, $3, 'pending', $4)`,
-    values: [v.versionId, v.bucket, v.key, v.size],
-  };
-}
-
-/** Inserts a pending copy row (its bytes are being written). */
-export function insertPendingCopy(versionId: string, backend: string, physicalKey: string, size: number): Sql {
-  return {
-    text: `INSERT INTO object_copies (version_id, backend, physical_key, size, state) VALUES ($1, $2, $3, $4, 'pending')`,
-    values: [versionId, backend, physicalKey, size],
+    text: `WITH r AS (UPDATE backends SET reserved_bytes = reserved_bytes + $4
+                      WHERE name = $5 AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
+                      RETURNING name),
+                v AS (INSERT INTO object_versions (version_id, bucket, key, state, size)
+                      SELECT $1, $2, $3, 'pending', $4 FROM r RETURNING version_id),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT version_id, $5, $6, $4, 'pending' FROM v RETURNING version_id)
+           SELECT version_id FROM c`,
+    values: [v.versionId, v.bucket, v.key, v.size, v.backend, v.physicalKey],
   };
 }
 
@@ -142,13 +140,23 @@ function publishValues(v: PublishFields): unknown[] {
 const PUBLISH_COLUMNS = `etag, content_type, content_encoding, content_disposition, content_language, cache_control, expires,
   user_meta, checksum_algorithm, checksum_value, checksum_type, tags, tag_count, parts_count`;
 
-/** Makes a pending version live with everything known once its bytes are stored. */
-export function publishVersion(versionId: string, v: PublishFields): Sql {
+/**
+ * Publishes a staged write in ONE statement: the pending version becomes live with everything known once
+ * its bytes are stored, its copies become live, and each copy's reservation becomes used bytes and one
+ * object on its backend. Returns the published row (none when the version is no longer pending).
+ */
+export function publishWrite(versionId: string, v: PublishFields): Sql {
   return {
-    text: `UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
-             ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15), created_at = now()
-           WHERE version_id = $1 AND state = 'pending'
-           RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}`,
+    text: `WITH v AS (UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
+                        ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15), created_at = now()
+                      WHERE version_id = $1 AND state = 'pending'
+                      RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}),
+                c AS (UPDATE object_copies SET state = 'live'
+                      WHERE version_id IN (SELECT version_id FROM v) AND state = 'pending' RETURNING backend, size),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - c.size,
+                        used_bytes = backends.used_bytes + c.size, object_count = backends.object_count + 1
+                      FROM c WHERE backends.name = c.backend RETURNING 1)
+           SELECT v.*, (SELECT count(*) FROM b)::int8 AS settled FROM v`,
     values: [versionId, ...publishValues(v)],
   };
 }
@@ -181,14 +189,6 @@ export function updateTags(bucket: string, key: string, tags: Record<string, str
   return {
     text: `UPDATE object_versions SET tags = $3, tag_count = $4 WHERE bucket = $1 AND key = $2 AND state = 'live' RETURNING version_id`,
     values: [bucket, key, JSON.stringify(tags), Object.keys(tags).length],
-  };
-}
-
-/** Marks the pending copies of a version live. */
-export function publishCopies(versionId: string): Sql {
-  return {
-    text: `UPDATE object_copies SET state = 'live' WHERE version_id = $1 AND state = 'pending' RETURNING backend, size`,
-    values: [versionId],
   };
 }
 
