@@ -12,6 +12,7 @@ import { combineCrcBase64, isCombinable } from './crc-combine.js';
 import { CoreError } from './errors.js';
 import { createHasher } from './hashing.js';
 import { rankBackends } from './placement.js';
+import { bodyEnded } from './replay.js';
 import type { CoreObjectStore } from './objects.js';
 import type {
   ChecksumAlgorithm,
@@ -193,6 +194,7 @@ export class CoreMultipartStore implements MultipartStore {
   async uploadPart(input: UploadPartInput): Promise<PartInfo> {
     return this.#withPartReservation(input, input.size, async (u, backend) => {
       const backendEtag = await backend.uploadPart(u.physical_key, u.backend_upload_id, input.partNumber, input.body, input.size, input.signal);
+      await bodyEnded(input.body);
       const d = input.digests();
       if (u.checksum_algorithm && d.checksum && d.checksum.algorithm !== u.checksum_algorithm) {
         throw new CoreError('InvalidRequest', `Checksum Type mismatch occurred, expected checksum Type: ${u.checksum_algorithm.toLowerCase()}, actual checksum Type: ${d.checksum.algorithm.toLowerCase()}`);

@@ -5,7 +5,7 @@ import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
 import { CoreError } from './errors.js';
 import { listObjects } from './list.js';
-import { ReplayableSource } from './replay.js';
+import { ReplayableSource, bodyEnded } from './replay.js';
 import type {
   CopyLocation,
   CopyObjectInput,
@@ -115,7 +115,10 @@ export class CoreObjectStore implements ObjectStore {
       size: input.size,
       ...(input.conditions ? { conditions: input.conditions } : {}),
       meta: { ...input.headers },
-      produce: (backend, pkey, meta) => backend.put(pkey, source.attempt(), input.size, meta, input.signal),
+      produce: async (backend, pkey, meta) => {
+        await backend.put(pkey, source.attempt(), input.size, meta, input.signal);
+        await bodyEnded(input.body);
+      },
       retryable: (err) =>
         err instanceof BackendError &&
         err.kind !== 'Aborted' &&

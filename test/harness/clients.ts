@@ -317,6 +317,8 @@ export interface CapturedRequest {
 export interface CaptureProxy {
   url: string;
   requests: CapturedRequest[];
+  /** Resolves with the first request matching `pred` once its response headers came back. */
+  responded(pred: (r: CapturedRequest) => boolean): Promise<CapturedRequest>;
   close(): Promise<void>;
 }
 
@@ -327,6 +329,13 @@ export interface CaptureProxy {
 export async function startCaptureProxy(target: string): Promise<CaptureProxy> {
   const t = new URL(target);
   const requests: CapturedRequest[] = [];
+  const waiters: { pred: (r: CapturedRequest) => boolean; resolve: (r: CapturedRequest) => void }[] = [];
+  const settle = (rec: CapturedRequest): void => {
+    for (const w of waiters.splice(0)) {
+      if (w.pred(rec)) w.resolve(rec);
+      else waiters.push(w);
+    }
+  };
   const server = http.createServer((req, res) => {
     const rec: CapturedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodyBytes: 0 };
     requests.push(rec);
@@ -334,6 +343,7 @@ export async function startCaptureProxy(target: string): Promise<CaptureProxy> {
       rec.status = ur.statusCode;
       rec.responseHeaders = ur.headers;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
+      settle(rec);
       if ((ur.statusCode ?? 500) >= 300) {
         const chunks: Buffer[] = [];
         ur.on('data', (b: Buffer) => chunks.push(b));
@@ -350,6 +360,10 @@ export async function startCaptureProxy(target: string): Promise<CaptureProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    responded: (pred) => {
+      const seen = requests.find((r) => r.status !== undefined && pred(r));
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ pred, resolve }));
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
