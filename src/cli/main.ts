@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { startOrchestrator } from '../app.js';
 import { zeroConfig } from '../config/defaults.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigError, loadConfigFile, parseListen } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { runAdmin } from './admin-cmd.js';
@@ -9,8 +9,10 @@ import { runConfigValidate } from './config-cmd.js';
 
 const USAGE = `usage: s3-orchestrator <command>
 
-  serve [--config FILE] [--data DIR]   run the S3 and admin servers (no --config: zero-config mode,
-                                       embedded metadata and two local backends under DIR, default ./data)
+  serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT]
+                                       run the S3 and admin servers (no --config: zero-config mode,
+                                       embedded metadata and two local backends under DIR, default ./data);
+                                       the listen flags override the configuration (port 0 = any free port)
   config validate FILE                 check a configuration file and summarise it
   admin status|backends|buckets|locate BUCKET KEY [--server URL] [--token T] [--json]
                                        query a running orchestrator's admin API
@@ -41,9 +43,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  let values: { config?: string | undefined; data?: string | undefined };
+  let values: { config?: string | undefined; data?: string | undefined; 's3-listen'?: string | undefined; 'admin-listen'?: string | undefined };
   try {
-    ({ values } = parseArgs({ args, options: { config: { type: 'string' }, data: { type: 'string' } } }));
+    ({ values } = parseArgs({
+      args,
+      options: { config: { type: 'string' }, data: { type: 'string' }, 's3-listen': { type: 'string' }, 'admin-listen': { type: 'string' } },
+    }));
   } catch (err) {
     process.stderr.write(`serve: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
@@ -51,6 +56,7 @@ async function serve(args: string[]): Promise<number> {
   let config: Config;
   try {
     config = values.config ? await loadConfigFile(values.config) : zeroConfig(values.data);
+    config = withListenFlags(config, values['s3-listen'], values['admin-listen']);
   } catch (err) {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `serve: ${String(err)}\n`);
     return 1;
@@ -92,6 +98,18 @@ async function serve(args: string[]): Promise<number> {
   });
   await orch.stop();
   return 0;
+}
+
+/** Applies --s3-listen / --admin-listen over the configuration's listeners. */
+function withListenFlags(config: Config, s3?: string, admin?: string): Config {
+  if (!s3 && !admin) return config;
+  return {
+    ...config,
+    server: {
+      s3: s3 ? { ...config.server.s3, ...parseListen(s3, '--s3-listen') } : config.server.s3,
+      admin: admin ? { ...config.server.admin, ...parseListen(admin, '--admin-listen') } : config.server.admin,
+    },
+  };
 }
 
 function displayHost(host: string): string {

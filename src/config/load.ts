@@ -139,6 +139,14 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
   return deepFreeze(config);
 }
 
+/** Parses a `host:port` given outside a file (a command-line flag); throws ConfigError naming `what`. */
+export function parseListen(value: string, what: string, env: Env = process.env): { host: string; port: number } {
+  const c = new Checker(env);
+  const out = readListen(c, value, what, '', 0);
+  if (c.problems.length) throw new ConfigError(undefined, c.problems);
+  return out;
+}
+
 /** `host:port`, `:port` (all interfaces) or `[ipv6]:port`. */
 function readListen(c: Checker, v: unknown, at: string, host: string, port: number): { host: string; port: number } {
   const s = c.string(v, at, { nonEmpty: true });

@@ -27,7 +27,7 @@ import type {
   UploadPartCopyInput,
   UploadPartInput,
 } from './types.js';
-import { run, type WriteDeps } from './writes.js';
+import { fromBackendError, run, type WriteDeps } from './writes.js';
 
 /** S3's minimum size of every part but the last. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -183,10 +183,7 @@ export class CoreMultipartStore implements MultipartStore {
       stored = await store(u, this.#backend(u.backend));
     } catch (err) {
       await this.#deps.db.tx((q) => this.#release(q, u, size)).catch((e: unknown) => this.#deps.log.error('part reservation not released', { err: e }));
-      if (err instanceof BackendError && err.kind !== 'Aborted') {
-        throw new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
-      }
-      throw err;
+      throw fromBackendError(err);
     }
     return this.#recordPart(u, { ...stored, part_number: input.partNumber, size });
   }

@@ -88,10 +88,7 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
         });
         continue;
       }
-      if (err instanceof BackendError && err.kind !== 'Aborted') {
-        throw new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
-      }
-      throw err;
+      throw fromBackendError(err);
     } finally {
       clearInterval(beat);
     }
@@ -164,6 +161,19 @@ export async function abortIn(q: Queryable, versionId: string, reason: string): 
       jq.enqueueCleanup({ backend: c.backend, physicalKey: c.physical_key, releaseBytes: c.size, releaseObjects: 0, reason, delayMs: 0 }),
     );
   }
+}
+
+/**
+ * Maps a backend failure to a domain error: a write the caller aborted (client gone, body cut short or
+ * failing verification — the S3 layer reports the body's own error in that case) is IncompleteBody, and
+ * anything else means the backend is unavailable.
+ */
+export function fromBackendError(err: unknown): unknown {
+  if (!(err instanceof BackendError)) return err;
+  if (err.kind === 'Aborted') {
+    return new CoreError('IncompleteBody', 'the request body ended before it was complete', { cause: err });
+  }
+  return new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
 }
 
 /** Runs one parameterised statement. */

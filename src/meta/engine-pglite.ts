@@ -5,11 +5,24 @@ import type { Db, Queryable, QueryResult } from './db.js';
 
 const INT8 = 20;
 
+/** Data directories this process has open: a second open in the same process is refused too. */
+const OPEN_HERE = new Set<string>();
+
 /**
  * Takes an exclusive lock on the embedded data directory: PGlite lets two processes open one directory
  * and corrupt it, so the orchestrator refuses to. A lock left by a dead process is taken over.
  */
 function lockDataDir(path: string): () => void {
+  if (OPEN_HERE.has(path)) throw new Error(`the embedded database ${path} is already open in this process`);
+  const release = lockFile(path);
+  OPEN_HERE.add(path);
+  return () => {
+    OPEN_HERE.delete(path);
+    release();
+  };
+}
+
+function lockFile(path: string): () => void {
   const lockPath = resolve(dirname(path), `.${path.split('/').pop() ?? 'meta'}.lock`);
   mkdirSync(dirname(lockPath), { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { openPglite } from '../../../src/meta/engine-pglite.js';
 import { LATEST_SCHEMA_VERSION, migrate } from '../../../src/meta/migrate.js';
 import { openDatabase } from '../../../src/meta/open.js';
@@ -65,21 +67,31 @@ describe('migrations under concurrency', () => {
 
   test('a second process cannot open the same embedded data directory', async () => {
     const tdb = await freshDatabase('pglite');
+    const child = fork(fileURLToPath(new URL('../../harness/hold-pglite.ts', import.meta.url)), [tdb.config.path], {
+      execArgv: ['--import', 'tsx'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', () => resolve());
+        child.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+      });
+      await assert.rejects(openPglite(tdb.config.path), new RegExp(`in use by another s3-orchestrator process \\(pid ${child.pid}\\)`));
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await tdb.drop();
+    }
+  });
+});
+
+describe('embedded directory lock within one process', () => {
+  test('a second open of the same directory in this process is refused, and works after close', async () => {
+    const tdb = await freshDatabase('pglite');
     try {
       const first = await openPglite(tdb.config.path);
-      try {
-        // The lock holds a pid; pretend another live process (our parent) holds it.
-        const { writeFileSync, readdirSync } = await import('node:fs');
-        const path = await import('node:path');
-        const dir = path.dirname(tdb.config.path);
-        const lock = readdirSync(dir).find((f) => f.endsWith('.lock'))!;
-        writeFileSync(path.join(dir, lock), String(process.ppid));
-        await assert.rejects(openPglite(tdb.config.path), /in use by another s3-orchestrator process/);
-        writeFileSync(path.join(dir, lock), String(process.pid));
-      } finally {
-        await first.close();
-      }
-      // Once closed, the directory opens again.
+      await assert.rejects(openPglite(tdb.config.path), /already open in this process/);
+      await first.close();
       const again = await openPglite(tdb.config.path);
       await again.close();
     } finally {
