@@ -130,6 +130,18 @@ describe('rclone', { skip }, () => {
     await rm(back, { recursive: true, force: true });
   });
 
+  it('server_side_copy_above_copy_cutoff_is_a_multipart_copy', async () => {
+    // Above --s3-copy-cutoff rclone copies with CreateMultipartUpload + UploadPartCopy ranges + Complete.
+    await ok(['copyto', 'orch:data/rc/big/0/blob-0.bin', 'orch:data/rc-copy/big.bin', '--s3-copy-cutoff', '5M']);
+    const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: 'rc-copy/big.bin' }));
+    assert.match(head.ETag ?? '', /-3"$/, 'three copied parts');
+    assert.equal(await objectSha256(t.client, 'data', 'rc-copy/big.bin'), expected.get('big/0/blob-0.bin'));
+    await ok(['moveto', 'orch:data/rc-copy/big.bin', 'orch:data/rc-copy/moved.bin']);
+    assert.deepEqual(await remoteKeys('rc-copy/'), ['moved.bin']);
+    assert.equal(await objectSha256(t.client, 'data', 'rc-copy/moved.bin'), expected.get('big/0/blob-0.bin'));
+    await ok(['purge', 'orch:data/rc-copy']);
+  });
+
   it('delete_removes_only_the_filtered_objects', async () => {
     await ok(['delete', 'orch:data/rc', '--include', '/d0/**']);
     const left = await remoteKeys('rc/');

@@ -1,13 +1,14 @@
 /**
  * s3cmd (Debian's /usr/bin/s3cmd 2.x, SigV4, path style through host_bucket = host_base) against a real
- * orchestrator: put, get, ls, del, sync (upload, modification, --delete-removed, download) and a
- * multipart put (5 MiB chunks, 12 MiB file). Every download is compared by SHA-256.
+ * orchestrator: put, get, ls, del, sync (upload, modification, --delete-removed, download), a
+ * multipart put (5 MiB chunks, 12 MiB file), cp/mv/modify/info, mb on the owned bucket, and
+ * multipart/listmp/abortmp on an unfinished upload. Every download is compared by SHA-256.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, UploadPartCommand } from '@aws-sdk/client-s3';
 import {
   createSandbox,
   describeFailure,
@@ -102,6 +103,39 @@ describe('s3cmd', { skip }, () => {
     await ok(['get', '--force', 's3://data/s3cmd/mp.bin', back]);
     assert.equal(await hashFile(back), hash);
     await rm(back);
+  });
+
+  it('cp_mv_and_modify_are_server_side', async () => {
+    const hash = await objectSha256(t.client, 'data', 's3cmd/one.bin');
+    await ok(['cp', 's3://data/s3cmd/one.bin', 's3://data/s3cmd/copy.bin']);
+    await ok(['mv', 's3://data/s3cmd/copy.bin', 's3://data/s3cmd/moved.bin']);
+    assert.equal(await objectSha256(t.client, 'data', 's3cmd/moved.bin'), hash);
+    assert.deepEqual((await remoteKeys('s3cmd/')).filter((k) => k === 'copy.bin'), []);
+    // modify is a copy onto itself with REPLACE metadata.
+    await ok(['modify', '--add-header=x-amz-meta-color:blue', 's3://data/s3cmd/moved.bin']);
+    const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: 's3cmd/moved.bin' }));
+    assert.equal(head.Metadata?.['color'], 'blue');
+    assert.equal(await objectSha256(t.client, 'data', 's3cmd/moved.bin'), hash);
+    assert.match(await ok(['info', 's3://data/s3cmd/moved.bin']), /x-amz-meta-color: blue/);
+    await ok(['del', 's3://data/s3cmd/moved.bin']);
+  });
+
+  it('mb_on_the_owned_bucket_succeeds', async () => {
+    await ok(['mb', 's3://data']);
+    assert.match(await ok(['ls', 's3://']), /s3:\/\/data/);
+  });
+
+  it('multipart_listmp_and_abortmp_of_an_unfinished_upload', async () => {
+    const key = 's3cmd/unfinished.bin';
+    const created = await t.client.send(new CreateMultipartUploadCommand({ Bucket: 'data', Key: key }));
+    const id = created.UploadId!;
+    await t.client.send(new UploadPartCommand({ Bucket: 'data', Key: key, UploadId: id, PartNumber: 1, Body: Buffer.alloc(5 * MiB, 1) }));
+    assert.match(await ok(['multipart', 's3://data']), new RegExp(`s3://data/${key}\\s+${id}`));
+    assert.match(await ok(['listmp', `s3://data/${key}`, id]), new RegExp(`\\s1\\s+"[0-9a-f]{32}"\\s+${5 * MiB}`));
+    await ok(['abortmp', `s3://data/${key}`, id]);
+    assert.doesNotMatch(await ok(['multipart', 's3://data']), new RegExp(id));
+    const left = await t.client.send(new ListMultipartUploadsCommand({ Bucket: 'data' }));
+    assert.deepEqual(left.Uploads ?? [], []);
   });
 
   it('del_removes_the_object', async () => {
