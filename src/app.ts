@@ -8,7 +8,8 @@ import type { Config } from './config/types.js';
 import { BackendRegistry } from './core/backends.js';
 import { CoreObjectStore } from './core/objects.js';
 import { DbTenantDirectory, ensureDemoTenant, syncTenants } from './core/tenants.js';
-import { run } from './core/writes.js';
+import { CoreMultipartStore } from './core/multipart.js';
+import { run, type WriteDeps } from './core/writes.js';
 import { createLogger, type Logger } from './log.js';
 import type { Db } from './meta/db.js';
 import { openDatabase } from './meta/open.js';
@@ -65,18 +66,17 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     await syncTenants(db, config.buckets);
     const demo = config.demo ? await ensureDemoTenant(db) : undefined;
     const tenants = new DbTenantDirectory(db);
-    const store = new CoreObjectStore(
-      {
-        db,
-        backends: registry,
-        strategy: config.placement.strategy,
-        cleanupDelayMs: config.workers.cleanupDelayMs,
-        heartbeatMs: Math.max(1_000, Math.floor(config.workers.staleWriteMs / 4)),
-        log,
-      },
-      tenants,
-    );
-    const s3 = await startS3Server({ store, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
+    const writeDeps: WriteDeps = {
+      db,
+      backends: registry,
+      strategy: config.placement.strategy,
+      cleanupDelayMs: config.workers.cleanupDelayMs,
+      heartbeatMs: Math.max(1_000, Math.floor(config.workers.staleWriteMs / 4)),
+      log,
+    };
+    const store = new CoreObjectStore(writeDeps, tenants);
+    const multipart = new CoreMultipartStore(writeDeps, store);
+    const s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
     closers.push(() => s3.close());
     const startedAt = new Date();
     const adminDeps: AdminDeps = {

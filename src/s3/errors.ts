@@ -12,6 +12,16 @@ export interface S3ErrorSpec {
 export const S3_ERRORS = {
   /** Signature or credential problem not covered by a more specific code. */
   AccessDenied: { status: 403, message: 'Access Denied' },
+  /** A CORS preflight that the bucket's CORS configuration does not allow (or a bucket without one). */
+  AccessForbidden: { status: 403, message: 'CORSResponse: This CORS request is not allowed.' },
+  /** Presigned-URL query parameters that are missing, repeated, malformed or out of range (expiry over 7 days). */
+  AuthorizationQueryParametersError: { status: 400, message: 'Query-string authentication parameters are invalid.' },
+  /** A CORS preflight without Origin or Access-Control-Request-Method. */
+  BadRequest: { status: 400, message: 'Bad Request' },
+  /** CreateBucket with a LocationConstraint naming a region other than this endpoint's. */
+  IllegalLocationConstraintException: { status: 400, message: 'The location constraint is incompatible for the region specific endpoint this request was sent to.' },
+  /** CreateBucket with a LocationConstraint that is not a valid region name. */
+  InvalidLocationConstraint: { status: 400, message: 'The specified location-constraint is not valid' },
   /** The multipart or bucket operation is not allowed in the object's current state. */
   AuthorizationHeaderMalformed: { status: 400, message: 'The authorization header is malformed.' },
   /** The Content-MD5 or x-amz-checksum-* value did not match the bytes received. */

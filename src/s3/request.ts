@@ -13,17 +13,22 @@ import { S3Error } from './errors.js';
 import { route, type S3Op } from './router.js';
 import { errorResult, newHostId, newRequestId, toClientError, type S3Result } from './result.js';
 import type { HttpHandler, HttpRequestIn } from './uws-adapter.js';
-import type { OpContext } from './ops/common.js';
+import type { OpContext, S3MultipartStore } from './ops/common.js';
 import { createBucket, deleteBucket, getBucketLocation, getBucketVersioning, headBucket, listBuckets } from './ops/bucket.js';
 import { getObject } from './ops/object-get.js';
 import { putObject } from './ops/object-put.js';
 import { copyObject } from './ops/copy.js';
 import { deleteObject, deleteObjects } from './ops/delete.js';
 import { listObjectsV1, listObjectsV2 } from './ops/list.js';
+import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, uploadPart, uploadPartCopy } from './ops/multipart.js';
+import { listMultipartUploads, listParts } from './ops/multipart-list.js';
+import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './ops/tagging.js';
+import { bucketCors, corsResponseHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './ops/cors.js';
 
 /** What the S3 server needs from the rest of the process. */
 export interface S3Deps {
   store: ObjectStore;
+  multipart: S3MultipartStore;
   tenants: TenantDirectory;
   config: S3ServerConfig;
   metrics: Metrics;
@@ -34,7 +39,7 @@ export interface S3Deps {
 export function authorize(auth: AuthenticatedRequest, op: S3Op): void {
   const buckets: string[] = [];
   if ('bucket' in op) buckets.push(op.bucket);
-  if (op.op === 'CopyObject') buckets.push(op.srcBucket);
+  if (op.op === 'CopyObject' || op.op === 'UploadPartCopy') buckets.push(op.srcBucket);
   for (const b of buckets) {
     // Same answer whether or not the bucket exists: existence is not leaked to other tenants.
     if (!auth.credential.buckets.includes(b)) throw new S3Error('AccessDenied');
@@ -70,6 +75,34 @@ function dispatch(ctx: OpContext, op: S3Op): Promise<S3Result> {
       return deleteObjects(ctx, op);
     case 'CopyObject':
       return copyObject(ctx, op);
+    case 'CreateMultipartUpload':
+      return createMultipartUpload(ctx, op);
+    case 'UploadPart':
+      return uploadPart(ctx, op);
+    case 'UploadPartCopy':
+      return uploadPartCopy(ctx, op);
+    case 'CompleteMultipartUpload':
+      return completeMultipartUpload(ctx, op);
+    case 'AbortMultipartUpload':
+      return abortMultipartUpload(ctx, op);
+    case 'ListParts':
+      return listParts(ctx, op);
+    case 'ListMultipartUploads':
+      return listMultipartUploads(ctx, op);
+    case 'GetObjectTagging':
+      return getObjectTagging(ctx, op);
+    case 'PutObjectTagging':
+      return putObjectTagging(ctx, op);
+    case 'DeleteObjectTagging':
+      return deleteObjectTagging(ctx, op);
+    case 'GetBucketCors':
+      return getBucketCors(ctx, op);
+    case 'PutBucketCors':
+      return putBucketCors(ctx, op);
+    case 'DeleteBucketCors':
+      return deleteBucketCors(ctx, op);
+    case 'CorsPreflight':
+      throw new Error('CorsPreflight is answered before authentication');
   }
 }
 
@@ -98,12 +131,19 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
         routeError = err;
         label = failedRouteLabel(err);
       }
+      if (op?.op === 'CorsPreflight') {
+        // Browsers send preflights without credentials: the bucket's CORS rules are the only gate.
+        req.body.resume();
+        result = preflight(await bucketCors(deps.tenants, op.bucket), req.headers, op.key !== undefined);
+        return finishResult(deps, result, requestId, label, started);
+      }
       // Authenticate even unroutable requests first: anonymous callers learn nothing about the API.
       const auth = await verifyRequest(head, lookup, { region: deps.config.region });
       if (op === undefined) throw routeError;
       authorize(auth, op);
       const ctx: OpContext = {
         store: deps.store,
+        multipart: deps.multipart,
         tenants: deps.tenants,
         config: deps.config,
         log,
@@ -120,17 +160,27 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
       else log.debug('s3 request rejected', { op: label, code: e.code, err: e.cause instanceof Error ? e.cause : undefined });
       result = errorResult(e, requestId, req.rawPath, req.method === 'HEAD');
     }
-    result.headers['x-amz-request-id'] = requestId;
-    result.headers['x-amz-id-2'] = newHostId();
-    result.headers['Server'] = 's3-orchestrator';
-    const status = String(result.status);
-    result.onDone = (outcome) => {
-      const m = deps.metrics;
-      m.s3Requests.inc({ op: label, status: outcome.aborted ? 'aborted' : status });
-      m.s3Duration.observe({ op: label }, Number(process.hrtime.bigint() - started) / 1e9);
-      if (outcome.bytesIn > 0) m.bytesIn.inc({ op: label }, outcome.bytesIn);
-      if (outcome.bytesOut > 0) m.bytesOut.inc({ op: label }, outcome.bytesOut);
-    };
-    return result;
+    const origin = req.headers['origin'];
+    if (origin !== undefined && op !== undefined && 'bucket' in op && op.op !== 'CorsPreflight') {
+      // S3 adds the matching rule's headers to every response of a CORS request, errors included.
+      Object.assign(result.headers, corsResponseHeaders(await bucketCors(deps.tenants, op.bucket), origin, req.method));
+    }
+    return finishResult(deps, result, requestId, label, started);
   };
+}
+
+/** Adds the request ids and server name, and the metrics callback run once the response is sent. */
+function finishResult(deps: S3Deps, result: S3Result, requestId: string, label: string, started: bigint): S3Result {
+  result.headers['x-amz-request-id'] = requestId;
+  result.headers['x-amz-id-2'] = newHostId();
+  result.headers['Server'] = 's3-orchestrator';
+  const status = String(result.status);
+  result.onDone = (outcome) => {
+    const m = deps.metrics;
+    m.s3Requests.inc({ op: label, status: outcome.aborted ? 'aborted' : status });
+    m.s3Duration.observe({ op: label }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (outcome.bytesIn > 0) m.bytesIn.inc({ op: label }, outcome.bytesIn);
+    if (outcome.bytesOut > 0) m.bytesOut.inc({ op: label }, outcome.bytesOut);
+  };
+  return result;
 }

@@ -9,8 +9,10 @@ import { RESPONSE_OVERRIDES } from './headers.js';
 
 /** Largest key S3 accepts, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 1024;
-/** Default and largest max-keys of a listing. */
+/** Default and largest max-keys (max-parts, max-uploads) of a listing. */
 export const MAX_LIST_KEYS = 1000;
+/** Highest part number of a multipart upload. */
+export const MAX_PARTS = 10000;
 
 /** Parameters common to both listing versions. */
 interface ListCommon {
@@ -36,7 +38,27 @@ export type S3Op =
   | { op: 'GetObject' | 'HeadObject'; bucket: string; key: string; overrides: Record<string, string>; partNumber?: 1 }
   | { op: 'DeleteObject'; bucket: string; key: string }
   | { op: 'DeleteObjects'; bucket: string }
-  | { op: 'CopyObject'; bucket: string; key: string; srcBucket: string; srcKey: string };
+  | { op: 'CopyObject'; bucket: string; key: string; srcBucket: string; srcKey: string }
+  | { op: 'CreateMultipartUpload'; bucket: string; key: string }
+  | { op: 'UploadPart'; bucket: string; key: string; uploadId: string; partNumber: number }
+  | { op: 'UploadPartCopy'; bucket: string; key: string; uploadId: string; partNumber: number; srcBucket: string; srcKey: string }
+  | { op: 'CompleteMultipartUpload'; bucket: string; key: string; uploadId: string }
+  | { op: 'AbortMultipartUpload'; bucket: string; key: string; uploadId: string }
+  | { op: 'ListParts'; bucket: string; key: string; uploadId: string; maxParts: number; partNumberMarker?: number }
+  | {
+      op: 'ListMultipartUploads';
+      bucket: string;
+      prefix: string;
+      delimiter?: string;
+      keyMarker?: string;
+      uploadIdMarker?: string;
+      maxUploads: number;
+      encodeUrl: boolean;
+    }
+  | { op: 'GetObjectTagging' | 'PutObjectTagging' | 'DeleteObjectTagging'; bucket: string; key: string }
+  | { op: 'GetBucketCors' | 'PutBucketCors' | 'DeleteBucketCors'; bucket: string }
+  /** OPTIONS: answered from the bucket's CORS rules without authentication. */
+  | { op: 'CorsPreflight'; bucket: string; key?: string };
 
 /** The operation names, for metric labels. */
 export type S3OpName = S3Op['op'];
@@ -152,19 +174,39 @@ function onlyAllowed(q: Map<string, string>, allowed: readonly string[]): void {
   }
 }
 
-function maxKeysOf(q: Map<string, string>): number {
-  const v = q.get('max-keys');
+/** A non-negative integer query parameter (max-keys, max-parts, ...), capped at 1000; absent → 1000. */
+function maxOf(q: Map<string, string>, name: string): number {
+  const v = q.get(name);
   if (v === undefined) return MAX_LIST_KEYS;
-  if (!/^\d+$/.test(v)) throw invalidArgument('max-keys', v, 'Provided max-keys not an integer or within integer range');
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n > 2 ** 31 - 1) throw invalidArgument('max-keys', v, 'Provided max-keys not an integer or within integer range');
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n > 2 ** 31 - 1) {
+    throw invalidArgument(name, v, `Provided ${name} not an integer or within integer range`);
+  }
   return Math.min(n, MAX_LIST_KEYS);
 }
 
-function listCommon(bucket: string, q: Map<string, string>): ListCommon {
+function maxKeysOf(q: Map<string, string>): number {
+  return maxOf(q, 'max-keys');
+}
+
+/** `partNumber`: an integer from 1 to 10000. */
+function partNumberOf(q: Map<string, string>): number {
+  const v = q.get('partNumber') ?? '';
+  const n = Number(v);
+  if (!/^\d{1,5}$/.test(v) || n < 1 || n > MAX_PARTS) {
+    throw invalidArgument('partNumber', v, 'Part number must be an integer between 1 and 10000, inclusive');
+  }
+  return n;
+}
+
+function encodingOf(q: Map<string, string>): boolean {
   const enc = q.get('encoding-type');
   if (enc !== undefined && enc.toLowerCase() !== 'url') throw invalidArgument('encoding-type', enc, 'Invalid Encoding Method specified in Request');
-  const common: ListCommon = { bucket, prefix: q.get('prefix') ?? '', maxKeys: maxKeysOf(q), encodeUrl: enc !== undefined };
+  return enc !== undefined;
+}
+
+function listCommon(bucket: string, q: Map<string, string>): ListCommon {
+  const common: ListCommon = { bucket, prefix: q.get('prefix') ?? '', maxKeys: maxKeysOf(q), encodeUrl: encodingOf(q) };
   const delimiter = q.get('delimiter');
   if (delimiter !== undefined && delimiter !== '') common.delimiter = delimiter;
   return common;
@@ -201,97 +243,181 @@ export function parseCopySource(raw: string): { srcBucket: string; srcKey: strin
   return { srcBucket: checkBucket(decoded.slice(0, slash)), srcKey: checkKey(decoded.slice(slash + 1)) };
 }
 
-/** Routes a request head to an operation, or throws the S3Error to answer. */
-export function route(head: RequestHead, cfg: RouterConfig): S3Op {
-  const method = head.method.toUpperCase();
-  const q = parseQuery(head.rawQuery);
-  if (method === 'OPTIONS') throw notImplemented('CORS preflight');
-  const { bucket: rawBucket, rawKey } = locate(head, cfg);
-
-  if (rawBucket === undefined) {
-    onlyAllowed(q, []);
-    if (method === 'GET') return { op: 'ListBuckets' };
-    throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'SERVICE' });
-  }
-  const bucket = checkBucket(rawBucket);
-
-  if (rawKey === '') {
-    switch (method) {
-      case 'GET':
-        if (q.has('location')) {
-          onlyAllowed(q, ['location']);
-          return { op: 'GetBucketLocation', bucket };
-        }
-        if (q.has('versioning')) {
-          onlyAllowed(q, ['versioning']);
-          return { op: 'GetBucketVersioning', bucket };
-        }
-        if (q.has('list-type')) {
-          onlyAllowed(q, ['list-type']);
-          const lt = q.get('list-type');
-          if (lt !== '2') throw invalidArgument('list-type', lt ?? '', 'Invalid List Type specified in Request');
-          const op: S3Op = { op: 'ListObjectsV2', ...listCommon(bucket, q), fetchOwner: q.get('fetch-owner') === 'true' };
-          const sa = q.get('start-after');
-          const ct = q.get('continuation-token');
-          if (sa !== undefined && sa !== '') op.startAfter = sa;
-          if (ct !== undefined) op.continuationToken = ct;
-          return op;
-        }
-        onlyAllowed(q, []);
-        {
-          const op: S3Op = { op: 'ListObjects', ...listCommon(bucket, q) };
-          const marker = q.get('marker');
-          if (marker !== undefined && marker !== '') op.marker = marker;
-          return op;
-        }
-      case 'HEAD':
-        onlyAllowed(q, []);
-        return { op: 'HeadBucket', bucket };
-      case 'PUT':
-        onlyAllowed(q, []);
-        return { op: 'CreateBucket', bucket };
-      case 'DELETE':
-        onlyAllowed(q, []);
-        return { op: 'DeleteBucket', bucket };
-      case 'POST':
-        if (q.has('delete')) {
-          onlyAllowed(q, ['delete']);
-          return { op: 'DeleteObjects', bucket };
-        }
-        onlyAllowed(q, []);
-        throw notImplemented('POST object upload');
-      default:
-        throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'BUCKET' });
+/** ListParts parameters. */
+function listPartsOf(bucket: string, key: string, uploadId: string, q: Map<string, string>): S3Op {
+  const op: S3Op = { op: 'ListParts', bucket, key, uploadId, maxParts: maxOf(q, 'max-parts') };
+  const marker = q.get('part-number-marker');
+  if (marker !== undefined && marker !== '') {
+    const n = Number(marker);
+    if (!/^\d+$/.test(marker) || !Number.isSafeInteger(n)) {
+      throw invalidArgument('part-number-marker', marker, 'Provided part-number-marker not an integer or within integer range');
     }
+    op.partNumberMarker = n;
   }
+  return op;
+}
 
-  const key = checkKey(decodePath(rawKey));
+/** ListMultipartUploads parameters. */
+function listUploadsOf(bucket: string, q: Map<string, string>): S3Op {
+  const op: S3Op = { op: 'ListMultipartUploads', bucket, prefix: q.get('prefix') ?? '', maxUploads: maxOf(q, 'max-uploads'), encodeUrl: encodingOf(q) };
+  const delimiter = q.get('delimiter');
+  const keyMarker = q.get('key-marker');
+  const uploadIdMarker = q.get('upload-id-marker');
+  if (delimiter !== undefined && delimiter !== '') op.delimiter = delimiter;
+  if (keyMarker !== undefined && keyMarker !== '') {
+    op.keyMarker = keyMarker;
+    // S3 ignores upload-id-marker without key-marker.
+    if (uploadIdMarker !== undefined && uploadIdMarker !== '') op.uploadIdMarker = uploadIdMarker;
+  }
+  return op;
+}
+
+/** Operations on a bucket (no key). */
+function routeBucket(method: string, bucket: string, q: Map<string, string>): S3Op {
+  const cors = q.has('cors');
+  switch (method) {
+    case 'GET':
+      if (q.has('location')) {
+        onlyAllowed(q, ['location']);
+        return { op: 'GetBucketLocation', bucket };
+      }
+      if (q.has('versioning')) {
+        onlyAllowed(q, ['versioning']);
+        return { op: 'GetBucketVersioning', bucket };
+      }
+      if (cors) {
+        onlyAllowed(q, ['cors']);
+        return { op: 'GetBucketCors', bucket };
+      }
+      if (q.has('uploads')) {
+        onlyAllowed(q, ['uploads']);
+        return listUploadsOf(bucket, q);
+      }
+      if (q.has('list-type')) {
+        onlyAllowed(q, ['list-type']);
+        const lt = q.get('list-type');
+        if (lt !== '2') throw invalidArgument('list-type', lt ?? '', 'Invalid List Type specified in Request');
+        const op: S3Op = { op: 'ListObjectsV2', ...listCommon(bucket, q), fetchOwner: q.get('fetch-owner') === 'true' };
+        const sa = q.get('start-after');
+        const ct = q.get('continuation-token');
+        if (sa !== undefined && sa !== '') op.startAfter = sa;
+        if (ct !== undefined) op.continuationToken = ct;
+        return op;
+      }
+      onlyAllowed(q, []);
+      {
+        const op: S3Op = { op: 'ListObjects', ...listCommon(bucket, q) };
+        const marker = q.get('marker');
+        if (marker !== undefined && marker !== '') op.marker = marker;
+        return op;
+      }
+    case 'HEAD':
+      onlyAllowed(q, []);
+      return { op: 'HeadBucket', bucket };
+    case 'PUT':
+      onlyAllowed(q, ['cors']);
+      return cors ? { op: 'PutBucketCors', bucket } : { op: 'CreateBucket', bucket };
+    case 'DELETE':
+      onlyAllowed(q, ['cors']);
+      return cors ? { op: 'DeleteBucketCors', bucket } : { op: 'DeleteBucket', bucket };
+    case 'POST':
+      if (q.has('delete')) {
+        onlyAllowed(q, ['delete']);
+        return { op: 'DeleteObjects', bucket };
+      }
+      onlyAllowed(q, []);
+      throw notImplemented('POST object upload');
+    case 'OPTIONS':
+      return { op: 'CorsPreflight', bucket };
+    default:
+      throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'BUCKET' });
+  }
+}
+
+/** Operations on an object (or on its multipart upload or tag set). */
+function routeObject(method: string, bucket: string, key: string, q: Map<string, string>, head: RequestHead): S3Op {
+  const uploadId = q.get('uploadId');
+  const tagging = q.has('tagging');
   switch (method) {
     case 'GET':
     case 'HEAD': {
+      if (method === 'GET' && uploadId !== undefined) {
+        onlyAllowed(q, ['uploadId']);
+        return listPartsOf(bucket, key, uploadId, q);
+      }
+      if (method === 'GET' && tagging) {
+        onlyAllowed(q, ['tagging', 'versionId']);
+        checkVersionId(q);
+        return { op: 'GetObjectTagging', bucket, key };
+      }
       onlyAllowed(q, ['versionId', 'partNumber']);
       checkVersionId(q);
       const pn = q.get('partNumber');
-      // Without multipart, every object is one part: partNumber=1 is the whole object.
+      // Only partNumber=1 is served (the whole object); other parts of multipart objects are not addressable.
       if (pn !== undefined && pn !== '1') throw notImplemented('partNumber other than 1');
       const op: S3Op = { op: method === 'GET' ? 'GetObject' : 'HeadObject', bucket, key, overrides: overridesOf(q) };
       if (pn === '1') op.partNumber = 1;
       return op;
     }
     case 'PUT': {
-      onlyAllowed(q, []);
       const src = head.headers['x-amz-copy-source'];
+      if (uploadId !== undefined) {
+        onlyAllowed(q, ['uploadId', 'partNumber']);
+        const partNumber = partNumberOf(q);
+        if (src !== undefined) return { op: 'UploadPartCopy', bucket, key, uploadId, partNumber, ...parseCopySource(src) };
+        return { op: 'UploadPart', bucket, key, uploadId, partNumber };
+      }
+      if (tagging) {
+        onlyAllowed(q, ['tagging', 'versionId']);
+        checkVersionId(q);
+        return { op: 'PutObjectTagging', bucket, key };
+      }
+      onlyAllowed(q, []);
       if (src !== undefined) return { op: 'CopyObject', bucket, key, ...parseCopySource(src) };
       return { op: 'PutObject', bucket, key };
     }
     case 'DELETE':
+      if (uploadId !== undefined) {
+        onlyAllowed(q, ['uploadId']);
+        return { op: 'AbortMultipartUpload', bucket, key, uploadId };
+      }
+      if (tagging) {
+        onlyAllowed(q, ['tagging', 'versionId']);
+        checkVersionId(q);
+        return { op: 'DeleteObjectTagging', bucket, key };
+      }
       onlyAllowed(q, ['versionId']);
       checkVersionId(q);
       return { op: 'DeleteObject', bucket, key };
     case 'POST':
+      if (q.has('uploads')) {
+        onlyAllowed(q, ['uploads']);
+        return { op: 'CreateMultipartUpload', bucket, key };
+      }
+      if (uploadId !== undefined) {
+        onlyAllowed(q, ['uploadId']);
+        return { op: 'CompleteMultipartUpload', bucket, key, uploadId };
+      }
       onlyAllowed(q, []);
       throw notImplemented('POST on an object');
+    case 'OPTIONS':
+      return { op: 'CorsPreflight', bucket, key };
     default:
       throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'OBJECT' });
   }
+}
+
+/** Routes a request head to an operation, or throws the S3Error to answer. */
+export function route(head: RequestHead, cfg: RouterConfig): S3Op {
+  const method = head.method.toUpperCase();
+  const q = parseQuery(head.rawQuery);
+  const { bucket: rawBucket, rawKey } = locate(head, cfg);
+  if (rawBucket === undefined) {
+    onlyAllowed(q, []);
+    if (method === 'GET') return { op: 'ListBuckets' };
+    throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'SERVICE' });
+  }
+  const bucket = checkBucket(rawBucket);
+  if (rawKey === '') return routeBucket(method, bucket, q);
+  return routeObject(method, bucket, checkKey(decodePath(rawKey)), q, head);
 }

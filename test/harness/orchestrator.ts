@@ -32,6 +32,8 @@ export interface TestOrchestratorOptions {
   /** Start workers (default true). */
   workers?: boolean;
   virtualHostDomains?: string[];
+  /** `buckets[].cors` of the config file (snake_case YAML form), by bucket name. */
+  bucketCors?: Record<string, unknown[]>;
 }
 
 /** A running orchestrator over real s3rver and fs backends, with clients for it. */
@@ -72,6 +74,7 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
   const extra = opts.extraBackends ?? [];
   const backends = opts.extraFirst ? [...extra, ...generated] : [...generated, ...extra];
   const both = { access_key_id: BOTH_CREDS.accessKeyId, secret_access_key: BOTH_CREDS.secretAccessKey };
+  const corsOf = (bucket: string) => (opts.bucketCors?.[bucket] ? { cors: opts.bucketCors[bucket] } : {});
   const base = resolveConfig(
     {
       server: {
@@ -82,8 +85,8 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
       placement: { strategy: opts.strategy ?? 'pack' },
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
-        { name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }, both] },
-        { name: 'other', credentials: [{ access_key_id: OTHER_CREDS.accessKeyId, secret_access_key: OTHER_CREDS.secretAccessKey }, both] },
+        { name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }, both], ...corsOf('data') },
+        { name: 'other', credentials: [{ access_key_id: OTHER_CREDS.accessKeyId, secret_access_key: OTHER_CREDS.secretAccessKey }, both], ...corsOf('other') },
       ],
     },
     'test-harness',

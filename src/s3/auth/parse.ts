@@ -2,7 +2,7 @@
  * Parsing of the two SigV4 forms S3 accepts: the `Authorization: AWS4-HMAC-SHA256 ...` header and the
  * presigned query (`X-Amz-Algorithm`, `X-Amz-Credential`, ...). Syntax only; sigv4.ts checks meaning.
  */
-import { S3Error, invalidArgument } from '../errors.js';
+import { S3Error } from '../errors.js';
 import { ALGORITHM, type QueryParam } from './canonical.js';
 
 /** The authentication fields of a request, whichever form carried them. */
@@ -150,52 +150,52 @@ const REQUIRED_QUERY = [
 ] as const;
 
 /** Parses the presigned-URL query parameters (names are case-sensitive, as in S3). */
+/** S3's answer to presigned-URL query parameters that are missing, repeated, malformed or out of range. */
+export function queryParamError(message: string): S3Error {
+  return new S3Error('AuthorizationQueryParametersError', message);
+}
+
 export function parsePresignedQuery(query: readonly QueryParam[]): ParsedAuth {
   const got = new Map<string, string>();
   for (const p of query) {
     if (!(REQUIRED_QUERY as readonly string[]).includes(p.name)) continue;
-    if (got.has(p.name)) throw invalidArgument(p.name, p.value, `${p.name} must be specified only once`);
+    if (got.has(p.name)) throw queryParamError(`${p.name} must be specified only once`);
     got.set(p.name, p.value);
   }
   const algorithm = got.get('X-Amz-Algorithm');
   if (algorithm !== undefined && algorithm !== ALGORITHM) {
-    throw invalidArgument('X-Amz-Algorithm', algorithm, `X-Amz-Algorithm only supports "${ALGORITHM}"`);
+    throw queryParamError(`X-Amz-Algorithm only supports "${ALGORITHM}"`);
   }
   if (REQUIRED_QUERY.some((n) => got.get(n) === undefined)) {
-    throw new S3Error(
-      'InvalidArgument',
+    throw queryParamError(
       'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
     );
   }
   const credentialText = got.get('X-Amz-Credential')!;
   const cred = splitCredential(credentialText);
   if (cred === undefined) {
-    throw invalidArgument('X-Amz-Credential', credentialText, `Error parsing the X-Amz-Credential parameter; ${CREDENTIAL_SHAPE}`);
+    throw queryParamError(`Error parsing the X-Amz-Credential parameter; ${CREDENTIAL_SHAPE}`);
   }
   const amzDate = got.get('X-Amz-Date')!;
   const timestampMs = parseIsoBasic(amzDate);
   if (timestampMs === undefined) {
-    throw invalidArgument('X-Amz-Date', amzDate, 'X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
+    throw queryParamError('X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
   }
   const expiresText = got.get('X-Amz-Expires')!;
   if (/^-\d+$/.test(expiresText)) {
-    throw invalidArgument('X-Amz-Expires', expiresText, 'X-Amz-Expires must be non-negative');
+    throw queryParamError('X-Amz-Expires must be non-negative');
   }
   if (!/^\d{1,12}$/.test(expiresText)) {
-    throw invalidArgument('X-Amz-Expires', expiresText, 'X-Amz-Expires should be a number');
+    throw queryParamError('X-Amz-Expires should be a number');
   }
   const expiresSec = Number(expiresText);
   if (expiresSec > MAX_PRESIGN_EXPIRES_SEC) {
-    throw invalidArgument(
-      'X-Amz-Expires',
-      expiresText,
-      'X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds',
-    );
+    throw queryParamError('X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds');
   }
   const signedText = got.get('X-Amz-SignedHeaders')!;
   const signedHeaders = splitSignedHeaders(signedText);
   if (signedHeaders === undefined) {
-    throw invalidArgument('X-Amz-SignedHeaders', signedText, 'X-Amz-SignedHeaders is malformed');
+    throw queryParamError('X-Amz-SignedHeaders is malformed');
   }
   return {
     presigned: true,

@@ -13,7 +13,7 @@ import {
   signingKey,
   stringToSign,
 } from './canonical.js';
-import { parseAuthorizationHeader, parsePresignedQuery, type ParsedAuth } from './parse.js';
+import { parseAuthorizationHeader, parsePresignedQuery, queryParamError, type ParsedAuth } from './parse.js';
 
 /** Largest clock difference S3 accepts between the request timestamp and the server clock. */
 export const MAX_SKEW_MS = 15 * 60 * 1000;
@@ -38,7 +38,7 @@ const PRESIGN_PARAMS = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature'
 /**
  * Verifies the SigV4 signature of a request head. Resolves to the proof on success; rejects with an
  * S3Error (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, AuthorizationHeaderMalformed,
- * RequestTimeTooSkewed, InvalidArgument, InvalidRequest) otherwise. The body is not read here: the
+ * RequestTimeTooSkewed, AuthorizationQueryParametersError, InvalidArgument, InvalidRequest) otherwise. The body is not read here: the
  * returned {@link PayloadMode} says how {@link import('./body.js').createBodyVerifier} must check it.
  */
 export async function verifyRequest(
@@ -120,7 +120,7 @@ function unsupportedMechanism(): S3Error {
 
 /** The malformed-auth error of the form in use: S3 answers header and query problems differently. */
 function malformed(parsed: ParsedAuth, detail: string, fields: Record<string, string> = {}): S3Error {
-  if (parsed.presigned) return invalidArgument('X-Amz-Credential', parsed.credentialText, detail);
+  if (parsed.presigned) return queryParamError(`Error parsing the X-Amz-Credential parameter; ${detail}`);
   return new S3Error('AuthorizationHeaderMalformed', `The authorization header is malformed; ${detail}`, fields);
 }
 

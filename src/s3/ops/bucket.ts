@@ -8,7 +8,8 @@ import { isoDate } from '../headers.js';
 import type { S3Op } from '../router.js';
 import { xmlResult, type S3Result } from '../result.js';
 import { el, xmlDocument } from '../xml.js';
-import { drainBody, ownerXml, type OpContext } from './common.js';
+import { ownerXml, readSmallBody, type OpContext } from './common.js';
+import { parseCreateBucketConfiguration } from '../xml-requests.js';
 
 type Op<K extends S3Op['op']> = Extract<S3Op, { op: K }>;
 
@@ -50,12 +51,27 @@ export async function getBucketVersioning(ctx: OpContext, op: Op<'GetBucketVersi
   return xmlResult(200, xmlDocument('VersioningConfiguration', []));
 }
 
+/** A CreateBucketConfiguration is a few hundred bytes. */
+const MAX_CREATE_BODY = 64 * 1024;
+
 /**
  * CreateBucket: authorization already established that the credential owns the name, so this is the
- * us-east-1 "you already own it" success.
+ * us-east-1 "you already own it" success. A LocationConstraint must name this endpoint's region (S3
+ * answers IllegalLocationConstraintException otherwise; an empty one means us-east-1).
  */
 export async function createBucket(ctx: OpContext, op: Op<'CreateBucket'>): Promise<S3Result> {
-  drainBody(ctx);
+  const { text } = await readSmallBody(ctx, MAX_CREATE_BODY);
+  if (text.trim() !== '') {
+    const { locationConstraint } = parseCreateBucketConfiguration(text);
+    const region = locationConstraint === undefined || locationConstraint === '' ? 'us-east-1' : locationConstraint;
+    if (!/^[a-z0-9-]{1,64}$/.test(region)) throw new S3Error('InvalidLocationConstraint', undefined, { LocationConstraint: region });
+    if (region !== ctx.config.region) {
+      throw new S3Error(
+        'IllegalLocationConstraintException',
+        `The ${region} location constraint is incompatible for the region specific endpoint this request was sent to.`,
+      );
+    }
+  }
   await requireBucket(ctx, op.bucket);
   return { status: 200, headers: { Location: `/${op.bucket}` } };
 }

@@ -4,17 +4,24 @@
  */
 import { createHash } from 'node:crypto';
 import { pipeline, type Readable } from 'node:stream';
-import type { ObjectStore, TenantDirectory, BodyDigests } from '../../core/types.js';
+import type { BodyDigests, ChecksumAlgorithm, MultipartStore, ObjectStore, TenantDirectory, UploadInfo } from '../../core/types.js';
 import type { S3ServerConfig } from '../../config/types.js';
 import type { Logger } from '../../log.js';
 import type { AuthenticatedRequest, RequestHead } from '../auth/types.js';
 import { createBodyVerifier } from '../auth/body.js';
+import { checksumPlan } from '../checksums.js';
 import { S3Error } from '../errors.js';
 import { el, type Xml } from '../xml.js';
+
+/** Core's multipart store plus the upload lookup UploadPart needs (the upload's checksum algorithm). */
+export interface S3MultipartStore extends MultipartStore {
+  getUpload(bucket: string, key: string, uploadId: string): Promise<UploadInfo>;
+}
 
 /** Everything a handler may use; handlers never see uWS. */
 export interface OpContext {
   store: ObjectStore;
+  multipart: S3MultipartStore;
   tenants: TenantDirectory;
   config: S3ServerConfig;
   /** Request-scoped logger (carries the request id). */
@@ -36,9 +43,17 @@ export interface VerifiedBody {
   failure(): S3Error | undefined;
 }
 
-/** Pipes the raw body through the SigV4/aws-chunked/checksum verifier. */
-export function verifiedBody(ctx: OpContext): VerifiedBody {
-  const verifier = createBodyVerifier(ctx.auth, ctx.head);
+/**
+ * Pipes the raw body through the SigV4/aws-chunked/checksum verifier. `algorithm` makes the verifier
+ * compute that checksum when the client sent none (UploadPart of an upload created with an algorithm):
+ * it is offered as x-amz-sdk-checksum-algorithm, so a client that did send a checksum keeps its own.
+ */
+export function verifiedBody(ctx: OpContext, opts: { algorithm?: ChecksumAlgorithm } = {}): VerifiedBody {
+  let head = ctx.head;
+  if (opts.algorithm !== undefined && checksumPlan(head.headers).algorithm === undefined) {
+    head = { ...head, headers: { ...head.headers, 'x-amz-sdk-checksum-algorithm': opts.algorithm } };
+  }
+  const verifier = createBodyVerifier(ctx.auth, head);
   let failure: S3Error | undefined;
   const note = (err: unknown): void => {
     if (failure === undefined && err instanceof S3Error) failure = err;
@@ -77,10 +92,13 @@ export function checkContentMd5(ctx: OpContext, md5Hex: string): void {
   if (decoded.toString('hex') !== md5Hex) throw new S3Error('BadDigest', undefined, { ExpectedDigest: sent });
 }
 
-/** The Owner element: a stable canonical-looking id derived from the access key, and its display name. */
-export function ownerXml(ctx: OpContext): Xml {
+/**
+ * The Owner element (or another element of the same shape, e.g. Initiator): a stable canonical-looking
+ * id derived from the access key, and its display name.
+ */
+export function ownerXml(ctx: OpContext, name = 'Owner'): Xml {
   const id = ctx.auth.credential.accessKeyId;
-  return el('Owner', [el('ID', createHash('sha256').update(`owner:${id}`).digest('hex')), el('DisplayName', id)]);
+  return el(name, [el('ID', createHash('sha256').update(`owner:${id}`).digest('hex')), el('DisplayName', id)]);
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * CopyObject: server-side copy with x-amz-metadata-directive and x-amz-copy-source-if-* conditions
- * (evaluated by core against the source).
+ * CopyObject: server-side copy with x-amz-metadata-directive, x-amz-tagging-directive and
+ * x-amz-copy-source-if-* conditions (evaluated by core against the source).
  */
 import { CoreError } from '../../core/errors.js';
 import type { CopyObjectInput } from '../../core/types.js';
@@ -10,6 +10,7 @@ import type { S3Op } from '../router.js';
 import { xmlResult, type S3Result } from '../result.js';
 import { el, xmlDocument } from '../xml.js';
 import { drainBody, type OpContext } from './common.js';
+import { taggingDirectiveOf, taggingHeaderOf } from './tagging.js';
 
 /** CopyObject. */
 export async function copyObject(ctx: OpContext, op: Extract<S3Op, { op: 'CopyObject' }>): Promise<S3Result> {
@@ -35,6 +36,9 @@ export async function copyObject(ctx: OpContext, op: Extract<S3Op, { op: 'CopyOb
     userMeta: directive === 'REPLACE' ? userMetaOf(h) : {},
     signal: ctx.signal,
   };
+  const taggingDirective = taggingDirectiveOf(h);
+  input.taggingDirective = taggingDirective;
+  if (taggingDirective === 'REPLACE') input.tags = taggingHeaderOf(h) ?? {};
   const sourceConditions = parseReadConditions(h, 'x-amz-copy-source-');
   const conditions = parseWriteConditions(h);
   if (sourceConditions) input.sourceConditions = sourceConditions;

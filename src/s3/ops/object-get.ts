@@ -1,7 +1,9 @@
 /**
- * GetObject and HeadObject: conditional headers and Range are parsed here and evaluated by core;
+ * GetObject and HeadObject: conditional headers and Range are parsed here and evaluated by core (HEAD
+ * resolves the Range itself, since it reads no bytes);
  * NotModified and InvalidRange get the headers S3 sends with them (ETag, Content-Range).
  */
+import { resolveRange } from '../../core/conditions.js';
 import { CoreError } from '../../core/errors.js';
 import type { ObjectVersion } from '../../core/types.js';
 import { S3Error } from '../errors.js';
@@ -34,12 +36,17 @@ export async function getObject(ctx: OpContext, op: GetOp): Promise<S3Result> {
   const conditions = parseReadConditions(h);
   const checksumMode = (h['x-amz-checksum-mode'] ?? '').toUpperCase() === 'ENABLED';
   try {
+    const range = op.partNumber === undefined ? parseRange(h['range']) : undefined;
     if (op.op === 'HeadObject') {
       const v = await ctx.store.headObject(op.bucket, op.key, conditions);
       checkPartNumber(op, v);
-      return { status: 200, headers: withOverrides(versionHeaders(v, { checksum: checksumMode }), op), bodyLength: v.size };
+      // HEAD answers a Range like GET would (206, the range's length and Content-Range), without the body.
+      const r = resolveRange(range, v.size);
+      const headers = withOverrides(versionHeaders(v, { checksum: checksumMode && !r }), op);
+      if (!r) return { status: 200, headers, bodyLength: v.size };
+      headers['Content-Range'] = `bytes ${r.start}-${r.end}/${v.size}`;
+      return { status: 206, headers, bodyLength: r.end - r.start + 1 };
     }
-    const range = op.partNumber === undefined ? parseRange(h['range']) : undefined;
     const opts: Parameters<typeof ctx.store.getObject>[2] = { signal: ctx.signal };
     if (range) opts.range = range;
     if (conditions) opts.conditions = conditions;

@@ -6,6 +6,7 @@ import { checksumHeaders, objectSizeOf, parseWriteConditions, quoteEtag, systemH
 import type { S3Op } from '../router.js';
 import type { S3Result } from '../result.js';
 import { verifiedBody, type OpContext } from './common.js';
+import { taggingHeaderOf } from './tagging.js';
 import type { PutObjectInput } from '../../core/types.js';
 
 /** PutObject. */
@@ -21,7 +22,9 @@ export async function putObject(ctx: OpContext, op: Extract<S3Op, { op: 'PutObje
     signal: ctx.signal,
   };
   const conditions = parseWriteConditions(h);
+  const tags = taggingHeaderOf(h);
   if (conditions) input.conditions = conditions;
+  if (tags) input.tags = tags;
   const body = verifiedBody(ctx);
   let version;
   try {

@@ -234,9 +234,9 @@ describe('presigned URLs (SDK presign)', () => {
     const ok = await presignHead({ method: 'GET', path: '/b/k', expiresIn: 604800 });
     await verify(ok);
     const tooLong = { ...ok, rawQuery: ok.rawQuery.replace('X-Amz-Expires=604800', 'X-Amz-Expires=604801') };
-    assert.equal(await outcome(verify(tooLong)), 'InvalidArgument');
+    assert.equal(await outcome(verify(tooLong)), 'AuthorizationQueryParametersError');
     for (const bad of ['-1', 'abc']) {
-      assert.equal(await outcome(verify({ ...ok, rawQuery: ok.rawQuery.replace('X-Amz-Expires=604800', `X-Amz-Expires=${bad}`) })), 'InvalidArgument');
+      assert.equal(await outcome(verify({ ...ok, rawQuery: ok.rawQuery.replace('X-Amz-Expires=604800', `X-Amz-Expires=${bad}`) })), 'AuthorizationQueryParametersError');
     }
   });
 
@@ -253,12 +253,12 @@ describe('presigned URLs (SDK presign)', () => {
     for (const c of cases) assert.equal(await outcome(verify(c)), 'SignatureDoesNotMatch', c.rawQuery);
   });
 
-  it('missing presign parameters and a wrong algorithm → InvalidArgument', async () => {
+  it('missing presign parameters and a wrong algorithm → AuthorizationQueryParametersError', async () => {
     const head = await presignHead({ method: 'GET', path: '/b/k', expiresIn: 60 });
-    assert.equal(await outcome(verify({ ...head, rawQuery: head.rawQuery.replace(/&?X-Amz-Date=[^&]+/, '') })), 'InvalidArgument');
+    assert.equal(await outcome(verify({ ...head, rawQuery: head.rawQuery.replace(/&?X-Amz-Date=[^&]+/, '') })), 'AuthorizationQueryParametersError');
     assert.equal(
       await outcome(verify({ ...head, rawQuery: head.rawQuery.replace('X-Amz-Algorithm=AWS4-HMAC-SHA256', 'X-Amz-Algorithm=AWS4-HMAC-SHA1') })),
-      'InvalidArgument',
+      'AuthorizationQueryParametersError',
     );
   });
 

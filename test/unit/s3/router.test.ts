@@ -1,6 +1,7 @@
 /**
- * The router, table-driven: every operation path-style and virtual-hosted, subresources that must be
- * NotImplemented, key decoding edge cases, key and bucket validation, listing parameters.
+ * The router, table-driven: every operation path-style and virtual-hosted (multipart, tagging, CORS
+ * included), subresources that must be NotImplemented, multipart parameters, key decoding edge cases,
+ * key and bucket validation, listing parameters.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +49,30 @@ describe('router: operations', () => {
     ['DELETE', '/bkt/k', {}, { op: 'DeleteObject', bucket: 'bkt', key: 'k' }],
     ['POST', '/bkt?delete', {}, { op: 'DeleteObjects', bucket: 'bkt' }],
     ['PUT', '/bkt/k', { 'x-amz-copy-source': '/src-b/a%20b' }, { op: 'CopyObject', bucket: 'bkt', key: 'k', srcBucket: 'src-b', srcKey: 'a b' }],
+    // Multipart uploads.
+    ['POST', '/bkt/k?uploads', {}, { op: 'CreateMultipartUpload', bucket: 'bkt', key: 'k' }],
+    ['PUT', '/bkt/k?partNumber=3&uploadId=u%2B1', {}, { op: 'UploadPart', bucket: 'bkt', key: 'k', uploadId: 'u+1', partNumber: 3 }],
+    ['PUT', '/bkt/k?partNumber=10000&uploadId=u', { 'x-amz-copy-source': 'src/a%2Fb' },
+      { op: 'UploadPartCopy', bucket: 'bkt', key: 'k', uploadId: 'u', partNumber: 10000, srcBucket: 'src', srcKey: 'a/b' }],
+    ['POST', '/bkt/k?uploadId=u', {}, { op: 'CompleteMultipartUpload', bucket: 'bkt', key: 'k', uploadId: 'u' }],
+    ['DELETE', '/bkt/k?uploadId=u', {}, { op: 'AbortMultipartUpload', bucket: 'bkt', key: 'k', uploadId: 'u' }],
+    ['GET', '/bkt/k?uploadId=u', {}, { op: 'ListParts', bucket: 'bkt', key: 'k', uploadId: 'u', maxParts: 1000, partNumberMarker: undefined }],
+    ['GET', '/bkt/k?uploadId=u&max-parts=2&part-number-marker=7', {}, { op: 'ListParts', maxParts: 2, partNumberMarker: 7 }],
+    ['GET', '/bkt?uploads', {}, { op: 'ListMultipartUploads', bucket: 'bkt', prefix: '', maxUploads: 1000, encodeUrl: false, keyMarker: undefined }],
+    ['GET', '/bkt?uploads&prefix=p%2F&delimiter=%2F&key-marker=k&upload-id-marker=u&max-uploads=5000&encoding-type=url', {},
+      { op: 'ListMultipartUploads', prefix: 'p/', delimiter: '/', keyMarker: 'k', uploadIdMarker: 'u', maxUploads: 1000, encodeUrl: true }],
+    // upload-id-marker means nothing without key-marker.
+    ['GET', '/bkt?uploads&upload-id-marker=u', {}, { op: 'ListMultipartUploads', uploadIdMarker: undefined }],
+    // Tagging and CORS.
+    ['GET', '/bkt/k?tagging', {}, { op: 'GetObjectTagging', bucket: 'bkt', key: 'k' }],
+    ['PUT', '/bkt/k?tagging', {}, { op: 'PutObjectTagging', bucket: 'bkt', key: 'k' }],
+    ['DELETE', '/bkt/k?tagging&versionId=null', {}, { op: 'DeleteObjectTagging', bucket: 'bkt', key: 'k' }],
+    ['GET', '/bkt?cors', {}, { op: 'GetBucketCors', bucket: 'bkt' }],
+    ['PUT', '/bkt?cors', {}, { op: 'PutBucketCors', bucket: 'bkt' }],
+    ['DELETE', '/bkt?cors', {}, { op: 'DeleteBucketCors', bucket: 'bkt' }],
+    ['OPTIONS', '/bkt/a%20b', {}, { op: 'CorsPreflight', bucket: 'bkt', key: 'a b' }],
+    ['OPTIONS', '/bkt', {}, { op: 'CorsPreflight', bucket: 'bkt', key: undefined }],
+    ['OPTIONS', '/k?uploads', { host: 'bkt.s3.example.com' }, { op: 'CorsPreflight', bucket: 'bkt', key: 'k' }],
     // Virtual-hosted style, host with and without port.
     ['GET', '/', { host: 'bkt.s3.example.com' }, { op: 'ListObjects', bucket: 'bkt' }],
     ['GET', '/some/key', { host: 'bkt.s3.example.com:9000' }, { op: 'GetObject', bucket: 'bkt', key: 'some/key' }],
@@ -64,15 +89,15 @@ describe('router: operations', () => {
 
 describe('router: never falls through to object operations', () => {
   const cases: [string, string][] = [
-    ['GET', '/bkt/k?acl'], ['PUT', '/bkt/k?acl'], ['GET', '/bkt/k?tagging'], ['PUT', '/bkt/k?tagging'],
-    ['DELETE', '/bkt/k?tagging'], ['POST', '/bkt/k?uploads'], ['PUT', '/bkt/k?partNumber=1&uploadId=x'],
-    ['POST', '/bkt/k?uploadId=x'], ['DELETE', '/bkt/k?uploadId=x'], ['GET', '/bkt/k?uploadId=x'],
-    ['GET', '/bkt?uploads'], ['GET', '/bkt?versions'], ['PUT', '/bkt?versioning'], ['GET', '/bkt?cors'],
+    ['GET', '/bkt/k?acl'], ['PUT', '/bkt/k?acl'], ['GET', '/bkt?tagging'], ['PUT', '/bkt?tagging'],
+    ['DELETE', '/bkt?tagging'], ['PUT', '/bkt/k?partNumber=1'], ['GET', '/bkt/k?tagging&versionId=abc'],
+    ['POST', '/bkt/k?uploadId=x&tagging'], ['DELETE', '/bkt/k?uploadId=x&acl'], ['GET', '/bkt/k?uploadId=x&tagging'],
+    ['GET', '/bkt?uploads&cors'], ['GET', '/bkt?versions'], ['PUT', '/bkt?versioning'], ['PUT', '/bkt/k?cors'],
     ['PUT', '/bkt?lifecycle'], ['GET', '/bkt?policy'], ['DELETE', '/bkt?website'], ['PUT', '/bkt/k?legal-hold'],
     ['PUT', '/bkt/k?retention'], ['GET', '/bkt/k?torrent'], ['POST', '/bkt/k?select&select-type=2'],
     ['POST', '/bkt/k?restore'], ['GET', '/bkt/k?attributes'], ['GET', '/bkt/k?versionId=abc'],
-    ['DELETE', '/bkt/k?versionId=abc'], ['GET', '/bkt/k?partNumber=2'], ['OPTIONS', '/bkt/k'], ['POST', '/bkt'],
-    ['GET', '/bkt?acl'], ['GET', '/?acl'], ['GET', '/bkt/k?list-type=2'],
+    ['DELETE', '/bkt/k?versionId=abc'], ['GET', '/bkt/k?partNumber=2'], ['POST', '/bkt'], ['POST', '/bkt?uploads'],
+    ['GET', '/bkt?acl'], ['GET', '/?acl'], ['GET', '/bkt/k?list-type=2'], ['PUT', '/bkt/k?uploads'],
   ];
   for (const [method, url] of cases) {
     test(`${method} ${url} → NotImplemented`, () => assert.equal(code(() => r(method, url)), 'NotImplemented'));
@@ -80,6 +105,25 @@ describe('router: never falls through to object operations', () => {
   test('copy source with a version id → NotImplemented unless null', () => {
     assert.equal(code(() => r('PUT', '/bkt/k', { 'x-amz-copy-source': 'src/k?versionId=123' })), 'NotImplemented');
     assert.deepEqual(parseCopySource('src/k%3Fx?versionId=null'), { srcBucket: 'src', srcKey: 'k?x' });
+  });
+});
+
+describe('router: multipart parameters', () => {
+  test('partNumber must be an integer from 1 to 10000 → InvalidArgument', () => {
+    for (const bad of ['0', '10001', '-1', '1.5', 'x', '', '000001']) {
+      assert.equal(code(() => r('PUT', `/bkt/k?uploadId=u&partNumber=${bad}`)), 'InvalidArgument', bad);
+    }
+    assert.equal(code(() => r('PUT', '/bkt/k?uploadId=u')), 'InvalidArgument', 'missing partNumber');
+    assert.equal(code(() => r('PUT', '/bkt/k?uploadId=u&partNumber=1', { 'x-amz-copy-source': 'nobucket' })), 'InvalidArgument');
+  });
+  test('max-parts, part-number-marker and max-uploads must be integers', () => {
+    assert.equal(code(() => r('GET', '/bkt/k?uploadId=u&max-parts=x')), 'InvalidArgument');
+    assert.equal(code(() => r('GET', '/bkt/k?uploadId=u&part-number-marker=-1')), 'InvalidArgument');
+    assert.equal(code(() => r('GET', '/bkt?uploads&max-uploads=1.5')), 'InvalidArgument');
+    assert.equal(code(() => r('GET', '/bkt?uploads&encoding-type=base64')), 'InvalidArgument');
+  });
+  test('OPTIONS on the service is MethodNotAllowed', () => {
+    assert.equal(code(() => r('OPTIONS', '/')), 'MethodNotAllowed');
   });
 });
 
