@@ -1,7 +1,7 @@
 /**
  * boto3 against a real orchestrator, through py/boto3_ops.py: upload_file/download_file with a 5 MiB
- * multipart threshold (12 MiB file, 3 parts), put_object/get_object, the list_objects_v2 paginator over
- * more than 1000 keys, and delete_objects. Runs under Debian's /usr/bin/python3 (python3-boto3) and, when
+ * multipart threshold (12 MiB file, 3 parts), put_object/get_object, presigned GETs, the
+ * list_objects_v2 paginator, and delete_objects. Runs under Debian's /usr/bin/python3 (python3-boto3) and, when
  * the python3 first on PATH is another interpreter with boto3 (pyenv), under that one too: newer botocore
  * signs differently (CRC32 checksums, aws-chunked bodies with trailers), so both generations must pass.
  */
@@ -83,6 +83,20 @@ for (const { label, python, skip } of pythons) {
     it('put_object_get_object_roundtrip', async () => {
       const got = await op<{ body: string }>(['put-get', `${prefix}small.txt`, 'hello from boto3 é']);
       assert.equal(got.body, 'hello from boto3 é');
+    });
+
+    it('presigned_get_needs_signature_version_s3v4', async () => {
+      const { url } = await op<{ url: string }>(['presign', `${prefix}small.txt`, 's3v4']);
+      assert.match(url, /X-Amz-Algorithm=AWS4-HMAC-SHA256/);
+      const res = await fetch(url);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), 'hello from boto3 é');
+      // Without it botocore presigns with SigV2, which the orchestrator refuses with a clear error.
+      const v2 = await op<{ url: string }>(['presign', `${prefix}small.txt`, 'default']);
+      assert.match(v2.url, /AWSAccessKeyId=/);
+      const refused = await fetch(v2.url);
+      assert.equal(refused.status, 400);
+      assert.match(await refused.text(), /<Code>InvalidRequest<\/Code>.*AWS4-HMAC-SHA256/s);
     });
 
     it('upload_file_below_threshold_is_one_put', async () => {

@@ -19,10 +19,11 @@ ENDPOINT = os.environ["S3O_ENDPOINT"]
 BUCKET = os.environ["S3O_BUCKET"]
 
 
-def client():
+def client(signature_version=None):
     # Path style and us-east-1 as the docs show; retries off so a server error surfaces instead of hiding.
+    extra = {"signature_version": signature_version} if signature_version else {}
     cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"},
-                 max_pool_connections=32)
+                 max_pool_connections=32, **extra)
     return boto3.client("s3", endpoint_url=ENDPOINT, region_name="us-east-1", config=cfg)
 
 
@@ -87,7 +88,14 @@ def op_put_get(key, text):
     return {"body": s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()}
 
 
-OPS = {"versions": op_versions, "upload": op_upload, "download": op_download, "put-many": op_put_many,
+def op_presign(key, signature_version):
+    # botocore presigns with SigV2 unless the client is configured with signature_version "s3v4".
+    sv = None if signature_version == "default" else signature_version
+    url = client(sv).generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+    return {"url": url}
+
+
+OPS = {"presign": op_presign, "versions": op_versions, "upload": op_upload, "download": op_download, "put-many": op_put_many,
        "list": op_list, "delete-prefix": op_delete_prefix, "put-get": op_put_get}
 
 if __name__ == "__main__":
