@@ -134,8 +134,15 @@ export function startUws(handler: HttpHandler, opts: UwsOptions): Promise<UwsSer
     arm(x, opts.idleTimeoutMs, () => {
       body.destroy(opts.idleError?.() ?? new Error('request body idle timeout'));
     });
+    // A request without a body is complete now: uWS reports its (empty) last chunk only after the handler
+    // may already have answered, and an answer before the body is complete closes the connection.
+    if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') {
+      x.bodyComplete = true;
+      disarm(x);
+      body.push(null);
+    }
     res.onData((ab, isLast) => {
-      if (x.aborted || x.ended || body.destroyed) return;
+      if (x.aborted || x.ended || x.bodyComplete || body.destroyed) return;
       if (x.timer) x.timer.refresh();
       if (ab.byteLength > 0) {
         x.bytesIn += ab.byteLength;

@@ -120,7 +120,7 @@ for (const engine of await engines()) {
       const body = new Readable({ read() {} });
       body.push(Buffer.alloc(50, 7));
       setTimeout(() => body.destroy(new Error('client went away')), 20);
-      await assert.rejects(f.store.putObject({ ...putInput('data', 'broken', ''), size: 100, body }), /client went away/);
+      await assert.rejects(f.store.putObject({ ...putInput('data', 'broken', ''), size: 100, body }), rejectsWith('IncompleteBody'));
       await assert.rejects(f.store.headObject('data', 'broken'), rejectsWith('NoSuchKey'));
       await f.drain();
       const a2 = await f.backendRow('fs-a');

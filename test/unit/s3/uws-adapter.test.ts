@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -220,6 +221,26 @@ describe('uws adapter', () => {
     const nc = await fetch(`http://127.0.0.1:${server.port}/204`, { method: 'DELETE' });
     assert.equal(nc.status, 204);
     assert.equal(await nc.text(), '');
+  });
+
+  test('bodyless requests answered at once keep the connection alive', async () => {
+    current = async (req): Promise<S3Result> => ({ status: 200, headers: {}, body: `seen ${req.rawPath}` });
+    const sock = net.connect(server.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    let text = '';
+    sock.setEncoding('utf8').on('data', (d: string) => (text += d));
+    try {
+      for (const [method, path] of [['GET', '/one'], ['DELETE', '/two'], ['GET', '/three']] as const) {
+        const before = text.length;
+        sock.write(`${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        for (let i = 0; i < 100 && !text.slice(before).includes(`seen ${path}`); i++) await sleep(10);
+        assert.ok(text.slice(before).includes(`seen ${path}`), `answer to ${path} on the same connection: ${text}`);
+      }
+      assert.doesNotMatch(text, /Connection: close/i);
+      assert.equal(sock.destroyed, false);
+    } finally {
+      sock.destroy();
+    }
   });
 
   test('raw path and query reach the handler undecoded; headers are lower-cased', async () => {
