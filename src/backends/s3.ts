@@ -12,6 +12,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -410,7 +411,23 @@ export class S3Backend implements Backend {
         }),
       );
     } catch (err) {
-      throw this.fail(err, `complete multipart ${key}`);
+      const e = this.fail(err, `complete multipart ${key}`);
+      // Ceph RGW 16 answers the completion of an unknown (e.g. aborted) upload with 500 InternalError ("This
+      // multipart completion is already in progress") instead of NoSuchUpload; ask whether the upload exists.
+      if (e.kind === 'Unavailable' && (await this.uploadGone(key, uploadId))) {
+        throw new BackendError(this.name, 'NotFound', `complete multipart ${key}: no such upload (${e.message})`, { cause: err });
+      }
+      throw e;
+    }
+  }
+
+  /** True when the provider says `uploadId` does not exist (ListParts answers 404). */
+  private async uploadGone(key: string, uploadId: string): Promise<boolean> {
+    try {
+      await this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: this.physical(key), UploadId: uploadId, MaxParts: 1 }));
+      return false;
+    } catch (err) {
+      return this.fail(err, 'list parts').kind === 'NotFound';
     }
   }
 
