@@ -280,7 +280,7 @@ export class CoreMultipartStore implements MultipartStore {
             { versionId: u.version_id, bucket: u.bucket, key: u.key, size },
             {
               etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length,
-              ...headersOf(u),
+              ...oq.rowHeaders(u),
               ...(checksum ? { checksum } : {}),
             },
           ),
@@ -360,17 +360,6 @@ export class CoreMultipartStore implements MultipartStore {
       if (rows.length < 1000) return out;
     }
   }
-}
-
-function headersOf(u: mq.UploadRow) {
-  const h: Record<string, string> = {};
-  if (u.content_type !== null) h.contentType = u.content_type;
-  if (u.content_encoding !== null) h.contentEncoding = u.content_encoding;
-  if (u.content_disposition !== null) h.contentDisposition = u.content_disposition;
-  if (u.content_language !== null) h.contentLanguage = u.content_language;
-  if (u.cache_control !== null) h.cacheControl = u.cache_control;
-  if (u.expires !== null) h.expires = u.expires;
-  return h;
 }
 
 /** The object checksum S3 reports for a completed multipart upload created with a checksum algorithm. */

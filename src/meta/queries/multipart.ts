@@ -1,7 +1,8 @@
 import type { Sql } from '../db.js';
+import type { HeaderColumns } from './objects.js';
 
 /** A row of multipart_uploads. */
-export interface UploadRow {
+export interface UploadRow extends HeaderColumns {
   upload_id: string;
   bucket: string;
   key: string;
@@ -10,12 +11,6 @@ export interface UploadRow {
   physical_key: string;
   backend_upload_id: string;
   state: 'active' | 'completing';
-  content_type: string | null;
-  content_encoding: string | null;
-  content_disposition: string | null;
-  content_language: string | null;
-  cache_control: string | null;
-  expires: string | null;
   user_meta: Record<string, string>;
   tags: Record<string, string>;
   checksum_algorithm: string | null;

@@ -1,20 +1,36 @@
-import type { CopyLocation, ObjectVersion, StoredChecksum } from '../../core/types.js';
+import type { CopyLocation, ObjectVersion, StoredChecksum, SystemHeaders } from '../../core/types.js';
 import type { Sql } from '../db.js';
 
-/** Columns of object_versions as selected by the queries here. */
-export interface VersionRow {
-  version_id: string;
-  bucket: string;
-  key: string;
-  state: 'pending' | 'live';
-  size: number;
-  etag: string | null;
+/** The system-header columns object_versions and multipart_uploads share. */
+export interface HeaderColumns {
   content_type: string | null;
   content_encoding: string | null;
   content_disposition: string | null;
   content_language: string | null;
   cache_control: string | null;
   expires: string | null;
+}
+
+/** The system headers a row holds (NULL columns are absent). */
+export function rowHeaders(r: HeaderColumns): SystemHeaders {
+  const h: SystemHeaders = {};
+  if (r.content_type !== null) h.contentType = r.content_type;
+  if (r.content_encoding !== null) h.contentEncoding = r.content_encoding;
+  if (r.content_disposition !== null) h.contentDisposition = r.content_disposition;
+  if (r.content_language !== null) h.contentLanguage = r.content_language;
+  if (r.cache_control !== null) h.cacheControl = r.cache_control;
+  if (r.expires !== null) h.expires = r.expires;
+  return h;
+}
+
+/** Columns of object_versions as selected by the queries here. */
+export interface VersionRow extends HeaderColumns {
+  version_id: string;
+  bucket: string;
+  key: string;
+  state: 'pending' | 'live';
+  size: number;
+  etag: string | null;
   user_meta: Record<string, string>;
   checksum_algorithm: string | null;
   checksum_value: string | null;
@@ -31,6 +47,7 @@ const VERSION_COLUMNS = `v.version_id, v.bucket, v.key, v.state, v.size, v.etag,
 /** Maps a row to the domain type (NULL columns become absent fields). */
 export function rowToVersion(r: VersionRow): ObjectVersion {
   const v: ObjectVersion = {
+    ...rowHeaders(r),
     bucket: r.bucket,
     key: r.key,
     versionId: r.version_id,
@@ -41,12 +58,6 @@ export function rowToVersion(r: VersionRow): ObjectVersion {
     lastModified: r.created_at,
   };
   if (r.parts_count !== null && r.parts_count !== undefined) v.partsCount = r.parts_count;
-  if (r.content_type !== null) v.contentType = r.content_type;
-  if (r.content_encoding !== null) v.contentEncoding = r.content_encoding;
-  if (r.content_disposition !== null) v.contentDisposition = r.content_disposition;
-  if (r.content_language !== null) v.contentLanguage = r.content_language;
-  if (r.cache_control !== null) v.cacheControl = r.cache_control;
-  if (r.expires !== null) v.expires = r.expires;
   if (r.checksum_algorithm && r.checksum_value) {
     v.checksum = {
       algorithm: r.checksum_algorithm as StoredChecksum['algorithm'],
