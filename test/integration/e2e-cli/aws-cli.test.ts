@@ -4,6 +4,7 @@
  * s3 presign, s3api put-object / get-object / head-object / copy-object / delete-objects /
  * list-objects-v2, and a wrong secret. Skipped with a message when /usr/bin/aws is absent.
  */
+import { writePatternFile } from '../../harness/clients.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -77,25 +78,6 @@ async function exists(key: string): Promise<boolean> {
   }
 }
 
-/** A file of `size` pseudo-random bytes, written in 1 MiB pieces (never the whole file in memory). */
-async function bigFile(file: string, size: number): Promise<string> {
-  const h = createHash('sha256');
-  const piece = Buffer.alloc(1024 * 1024);
-  const { open } = await import('node:fs/promises');
-  const fh = await open(file, 'w');
-  try {
-    for (let off = 0, n = 0; off < size; off += piece.length, n++) {
-      for (let i = 0; i < piece.length; i += 4) piece.writeUInt32LE((Math.imul(n + 1, 2654435761) ^ i) >>> 0, i);
-      const part = piece.subarray(0, Math.min(piece.length, size - off));
-      h.update(part);
-      await fh.write(part);
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest('hex');
-}
-
 describe('aws cli', { skip }, () => {
   before(async () => {
     t = await startTestOrchestrator();
@@ -123,7 +105,7 @@ describe('aws cli', { skip }, () => {
   it('s3_cp_64MiB_single_put', async () => {
     const src = path.join(dir, 'big.bin');
     const size = 64 * 1024 * 1024;
-    const hash = await bigFile(src, size);
+    const hash = await writePatternFile(src, size);
     await ok(['s3', 'cp', src, 's3://data/cli/big.bin']);
     const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: 'cli/big.bin' }));
     assert.equal(head.ContentLength, size);
@@ -140,7 +122,7 @@ describe('aws cli', { skip }, () => {
     // there, the object must be complete and carry a multipart ETag.
     const src = path.join(dir, 'mp.bin');
     const size = 9 * 1024 * 1024;
-    const hash = await bigFile(src, size);
+    const hash = await writePatternFile(src, size);
     const r = await aws(['s3', 'cp', src, 's3://data/cli/multipart.bin'], { config: defaultConfig });
     if (r.code !== 0) {
       assert.match(r.stderr, /NotImplemented/, r.stderr);
