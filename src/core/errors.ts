@@ -34,7 +34,9 @@ export type CoreErrorCode =
   /** CompleteMultipartUpload lists parts out of ascending order. */
   | 'InvalidPartOrder'
   /** A part other than the last is smaller than 5 MiB. */
-  | 'EntityTooSmall';
+  | 'EntityTooSmall'
+  /** GET/HEAD ?partNumber names a part the object does not have. */
+  | 'InvalidPartNumber';
 
 /** An error core/ raises on purpose; anything else reaching a caller is internal. */
 export class CoreError extends Error {

@@ -279,7 +279,7 @@ export class CoreMultipartStore implements MultipartStore {
           oq.insertLiveVersion(
             { versionId: u.version_id, bucket: u.bucket, key: u.key, size },
             {
-              etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length,
+              etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length, partSizes: listed.map((p) => p.size),
               ...oq.rowHeaders(u),
               ...(checksum ? { checksum } : {}),
             },

@@ -156,6 +156,7 @@ export class CoreObjectStore implements ObjectStore {
         : input.headers;
     const userMeta = input.metadataDirective === 'COPY' ? src.userMeta : input.userMeta;
     const tags = input.taggingDirective === 'REPLACE' ? (input.tags ?? {}) : await this.#tags(input.srcBucket, input.srcKey);
+    const partSizes = await this.#partSizes(src);
     return writeVersion(this.#deps, {
       bucket: input.dstBucket,
       key: input.dstKey,
@@ -175,7 +176,7 @@ export class CoreObjectStore implements ObjectStore {
         etag: src.etag,
         userMeta,
         tags,
-        ...(src.partsCount ? { partsCount: src.partsCount } : {}),
+        ...(src.partsCount ? { partsCount: src.partsCount, partSizes } : {}),
         ...(src.checksum ? { checksum: src.checksum } : {}),
       }),
     });
@@ -206,6 +207,23 @@ export class CoreObjectStore implements ObjectStore {
   async listObjects(input: ListInput): Promise<ListResult> {
     await this.requireBucket(input.bucket);
     return listObjects(this.#deps.db, input);
+  }
+
+  /**
+   * The byte range of part `partNumber` of a version (GET/HEAD ?partNumber). A single-part object has one
+   * part, the whole object; a part the object does not have is InvalidPartNumber.
+   */
+  async partRange(version: ObjectVersion, partNumber: number): Promise<{ start: number; end: number }> {
+    const sizes = await this.#partSizes(version);
+    if (partNumber < 1 || partNumber > sizes.length || version.size === 0) throw new CoreError('InvalidPartNumber', String(partNumber));
+    const start = sizes.slice(0, partNumber - 1).reduce((a, b) => a + b, 0);
+    return { start, end: start + sizes[partNumber - 1]! - 1 };
+  }
+
+  async #partSizes(version: ObjectVersion): Promise<number[]> {
+    if (!version.partsCount) return [version.size];
+    const { rows } = await run<{ part_sizes: number[] | null }>(this.#deps.db, oq.selectPartSizes(version.versionId));
+    return rows[0]?.part_sizes ?? [version.size];
   }
 
   async #tags(bucket: string, key: string): Promise<Record<string, string>> {

@@ -166,6 +166,8 @@ export interface ObjectStore {
   deleteObject(bucket: string, key: string): Promise<void>;
   deleteObjects(bucket: string, keys: string[]): Promise<DeleteOutcome[]>;
   listObjects(input: ListInput): Promise<ListResult>;
+  /** The inclusive byte range of part `partNumber` of a version (InvalidPartNumber when it has no such part). */
+  partRange(version: ObjectVersion, partNumber: number): Promise<{ start: number; end: number }>;
   /** Tags of the live version. */
   getTagging(bucket: string, key: string): Promise<Record<string, string>>;
   /** Replaces the tags of the live version (validated by the caller). */

@@ -60,6 +60,8 @@ export const S3_ERRORS = {
   InvalidPart: { status: 400, message: 'One or more of the specified parts could not be found.' },
   /** Parts in CompleteMultipartUpload are not in ascending order. */
   InvalidPartOrder: { status: 400, message: 'The list of parts was not in ascending order.' },
+  /** GET/HEAD ?partNumber names a part the object does not have. */
+  InvalidPartNumber: { status: 416, message: 'The requested partnumber is not satisfiable' },
   /** The Range header does not overlap the object. */
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
   /** The request is not valid for reasons not covered by another code. */

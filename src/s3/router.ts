@@ -34,7 +34,7 @@ export type S3Op =
   | ({ op: 'ListObjectsV2'; startAfter?: string; continuationToken?: string; fetchOwner: boolean } & ListCommon)
   | ({ op: 'ListObjects'; marker?: string } & ListCommon)
   | { op: 'PutObject'; bucket: string; key: string }
-  | { op: 'GetObject' | 'HeadObject'; bucket: string; key: string; overrides: Record<string, string>; partNumber?: 1 }
+  | { op: 'GetObject' | 'HeadObject'; bucket: string; key: string; overrides: Record<string, string>; partNumber?: number }
   | { op: 'DeleteObject'; bucket: string; key: string }
   | { op: 'DeleteObjects'; bucket: string }
   | { op: 'CopyObject'; bucket: string; key: string; srcBucket: string; srcKey: string }
@@ -275,11 +275,8 @@ function routeObject(method: string, bucket: string, key: string, q: Map<string,
       }
       onlyAllowed(q, ['versionId', 'partNumber']);
       checkVersionId(q);
-      const pn = q.get('partNumber');
-      // Only partNumber=1 is served (the whole object); other parts of multipart objects are not addressable.
-      if (pn !== undefined && pn !== '1') throw notImplemented('partNumber other than 1');
       const op: S3Op = { op: method === 'GET' ? 'GetObject' : 'HeadObject', bucket, key, overrides: overridesOf(q) };
-      if (pn === '1') op.partNumber = 1;
+      if (q.has('partNumber')) op.partNumber = partNumberOf(q);
       return op;
     }
     case 'PUT': {

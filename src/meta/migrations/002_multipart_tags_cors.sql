@@ -4,6 +4,8 @@
 ALTER TABLE object_versions ADD COLUMN tags jsonb NOT NULL DEFAULT '{}';
 -- Number of parts of a multipart object (NULL for single PUTs); GET ?partNumber uses it.
 ALTER TABLE object_versions ADD COLUMN parts_count integer;
+-- Sizes of those parts in order (JSON array), so GET/HEAD ?partNumber=N can serve part N.
+ALTER TABLE object_versions ADD COLUMN part_sizes jsonb;
 
 -- CORS rules per bucket as S3's CORSConfiguration in JSON; NULL = no configuration.
 ALTER TABLE buckets ADD COLUMN cors jsonb;

@@ -127,6 +127,8 @@ export function stageWrite(v: { versionId: string; bucket: string; key: string; 
 /** The fields of a version known once its bytes are stored (everything but identity and size). */
 export type PublishFields = Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified' | 'tagCount'> & {
   tags: Record<string, string>;
+  /** Part sizes of a multipart object, in order. */
+  partSizes?: readonly number[];
 };
 
 function publishValues(v: PublishFields): unknown[] {
@@ -145,11 +147,12 @@ function publishValues(v: PublishFields): unknown[] {
     JSON.stringify(v.tags),
     Object.keys(v.tags).length,
     v.partsCount ?? null,
+    v.partSizes ? JSON.stringify(v.partSizes) : null,
   ];
 }
 
 const PUBLISH_COLUMNS = `etag, content_type, content_encoding, content_disposition, content_language, cache_control, expires,
-  user_meta, checksum_algorithm, checksum_value, checksum_type, tags, tag_count, parts_count`;
+  user_meta, checksum_algorithm, checksum_value, checksum_type, tags, tag_count, parts_count, part_sizes`;
 
 /**
  * Publishes a staged write in ONE statement: the pending version becomes live with everything known once
@@ -159,7 +162,7 @@ const PUBLISH_COLUMNS = `etag, content_type, content_encoding, content_dispositi
 export function publishWrite(versionId: string, v: PublishFields): Sql {
   return {
     text: `WITH v AS (UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
-                        ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15), created_at = now()
+                        ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16), created_at = now()
                       WHERE version_id = $1 AND state = 'pending'
                       RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}),
                 c AS (UPDATE object_copies SET state = 'live'
@@ -176,7 +179,7 @@ export function publishWrite(versionId: string, v: PublishFields): Sql {
 export function insertLiveVersion(id: { versionId: string; bucket: string; key: string; size: number }, v: PublishFields): Sql {
   return {
     text: `INSERT INTO object_versions (version_id, bucket, key, state, size, ${PUBLISH_COLUMNS})
-           VALUES ($1, $2, $3, 'live', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+           VALUES ($1, $2, $3, 'live', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
            RETURNING ${VERSION_COLUMNS.replace(/v\./g, '')}`,
     values: [id.versionId, id.bucket, id.key, id.size, ...publishValues(v)],
   };
@@ -188,6 +191,11 @@ export function insertLiveCopy(versionId: string, backend: string, physicalKey: 
     text: `INSERT INTO object_copies (version_id, backend, physical_key, size, state) VALUES ($1, $2, $3, $4, 'live')`,
     values: [versionId, backend, physicalKey, size],
   };
+}
+
+/** Part sizes of a version (NULL for single-part objects). */
+export function selectPartSizes(versionId: string): Sql {
+  return { text: `SELECT part_sizes FROM object_versions WHERE version_id = $1`, values: [versionId] };
 }
 
 /** Tags of the live version. */

@@ -45,6 +45,7 @@ describe('router: operations', () => {
     ['GET', '/bkt/k?response-content-type=text%2Fplain', {}, { op: 'GetObject', bucket: 'bkt', key: 'k', overrides: { 'Content-Type': 'text/plain' } }],
     ['GET', '/bkt/k?versionId=null', {}, { op: 'GetObject', bucket: 'bkt', key: 'k' }],
     ['GET', '/bkt/k?partNumber=1', {}, { op: 'GetObject', bucket: 'bkt', key: 'k', partNumber: 1 }],
+    ['HEAD', '/bkt/k?partNumber=7', {}, { op: 'HeadObject', bucket: 'bkt', key: 'k', partNumber: 7 }],
     ['HEAD', '/bkt/k', {}, { op: 'HeadObject', bucket: 'bkt', key: 'k' }],
     ['DELETE', '/bkt/k', {}, { op: 'DeleteObject', bucket: 'bkt', key: 'k' }],
     ['POST', '/bkt?delete', {}, { op: 'DeleteObjects', bucket: 'bkt' }],
@@ -96,7 +97,7 @@ describe('router: never falls through to object operations', () => {
     ['PUT', '/bkt?lifecycle'], ['GET', '/bkt?policy'], ['DELETE', '/bkt?website'], ['PUT', '/bkt/k?legal-hold'],
     ['PUT', '/bkt/k?retention'], ['GET', '/bkt/k?torrent'], ['POST', '/bkt/k?select&select-type=2'],
     ['POST', '/bkt/k?restore'], ['GET', '/bkt/k?attributes'], ['GET', '/bkt/k?versionId=abc'],
-    ['DELETE', '/bkt/k?versionId=abc'], ['GET', '/bkt/k?partNumber=2'], ['POST', '/bkt'], ['POST', '/bkt?uploads'],
+    ['DELETE', '/bkt/k?versionId=abc'], ['POST', '/bkt'], ['POST', '/bkt?uploads'],
     ['GET', '/bkt?acl'], ['GET', '/?acl'], ['GET', '/bkt/k?list-type=2'], ['PUT', '/bkt/k?uploads'],
   ];
   for (const [method, url] of cases) {
@@ -114,6 +115,7 @@ describe('router: multipart parameters', () => {
       assert.equal(code(() => r('PUT', `/bkt/k?uploadId=u&partNumber=${bad}`)), 'InvalidArgument', bad);
     }
     assert.equal(code(() => r('PUT', '/bkt/k?uploadId=u')), 'InvalidArgument', 'missing partNumber');
+    for (const bad of ['0', '10001', 'x', '']) assert.equal(code(() => r('GET', `/bkt/k?partNumber=${bad}`)), 'InvalidArgument', `GET ${bad}`);
     assert.equal(code(() => r('PUT', '/bkt/k?uploadId=u&partNumber=1', { 'x-amz-copy-source': 'nobucket' })), 'InvalidArgument');
   });
   test('max-parts, part-number-marker and max-uploads must be integers', () => {
