@@ -6,7 +6,16 @@
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
 import type { Target } from './setup.js';
 
 /**
@@ -18,6 +27,8 @@ export type ChecksumMode = 'sdk-default' | 'when-required';
 
 /** Chunk size of generated bodies: what a file read stream of a large file would typically hand out. */
 const CHUNK = 1024 * 1024;
+/** Multipart part sizes must be a multiple of this (see {@link payloadSlice}). */
+export const PAYLOAD_CHUNK = CHUNK;
 
 let block: Buffer | undefined;
 /** 1 MiB of fixed pseudo-random bytes (incompressible, reproducible across runs). */
@@ -36,20 +47,37 @@ function baseBlock(): Buffer {
   return block;
 }
 
+/** Chunk i of every payload, `n` bytes long: the base block with i stamped into its first 8 bytes. */
+function chunkAt(i: number, n: number): Buffer {
+  const chunk = Buffer.allocUnsafe(n);
+  baseBlock().copy(chunk, 0, 0, n);
+  if (n >= 8) chunk.writeBigUInt64LE(BigInt(i), 0);
+  return chunk;
+}
+
 /**
  * The object's bytes, one freshly allocated chunk at a time (the SDK may still hold a chunk when it asks
- * for the next, so chunks are never reused). Chunk i is the base block with i stamped into its first 8
- * bytes, so a GET that returns chunks out of order or repeated fails the hash check.
+ * for the next, so chunks are never reused). Chunk i is stamped with i, so a GET that returns chunks out
+ * of order or repeated fails the hash check.
  */
 export function* payload(size: number): Generator<Buffer> {
+  for (let off = 0, i = 0; off < size; off += CHUNK, i++) yield chunkAt(i, Math.min(CHUNK, size - off));
+}
+
+/**
+ * Bytes [offset, offset + length) of {@link payload}, as one Buffer: a multipart part. `offset` must be a
+ * multiple of the 1 MiB chunk, so a part is a run of whole chunks (the last one possibly short).
+ */
+export function payloadSlice(offset: number, length: number): Buffer {
+  if (offset % CHUNK !== 0) throw new Error(`payloadSlice: offset ${offset} is not a multiple of ${CHUNK}`);
+  const out = Buffer.allocUnsafe(length);
   const base = baseBlock();
-  for (let off = 0, i = 0; off < size; off += CHUNK, i++) {
-    const n = Math.min(CHUNK, size - off);
-    const chunk = Buffer.allocUnsafe(n);
-    base.copy(chunk, 0, 0, n);
-    if (n >= 8) chunk.writeBigUInt64LE(BigInt(i), 0);
-    yield chunk;
+  for (let done = 0, i = offset / CHUNK; done < length; done += CHUNK, i++) {
+    const n = Math.min(CHUNK, length - done);
+    base.copy(out, done, 0, n);
+    if (n >= 8) out.writeBigUInt64LE(BigInt(i), done);
   }
+  return out;
 }
 
 /** The whole payload as one Buffer; only for small objects. */
@@ -114,4 +142,64 @@ export async function getAndVerify(client: S3Client, target: Target, key: string
   }
   if (n !== size) throw new Error(`GET ${key}: ${n} bytes, expected ${size}`);
   if (h.digest('hex') !== payloadDigest(size)) throw new Error(`GET ${key}: content differs from what was PUT`);
+}
+
+/** How a multipart upload is cut and sent. */
+export interface MultipartShape {
+  /** Bytes per part (the last part may be shorter); a multiple of {@link PAYLOAD_CHUNK}. */
+  partSize: number;
+  /** UploadPart requests in flight at once. */
+  parallel: number;
+}
+
+/** Timings of one multipart upload, in ms. */
+export interface MultipartTiming {
+  /** CreateMultipartUpload through CompleteMultipartUpload, both included. */
+  totalMs: number;
+  /** The CompleteMultipartUpload call alone. */
+  completeMs: number;
+}
+
+/**
+ * Uploads {@link payload}(size) as a multipart upload: CreateMultipartUpload, UploadPart with
+ * `shape.parallel` in flight (each part a Buffer built when its turn comes, so the client holds at most
+ * `parallel` parts), CompleteMultipartUpload. On failure the upload is aborted and the first error thrown.
+ */
+export async function multipartUpload(client: S3Client, target: Target, key: string, size: number, shape: MultipartShape): Promise<MultipartTiming> {
+  const t0 = performance.now();
+  const where = { Bucket: target.bucket, Key: key };
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand(where));
+  if (!UploadId) throw new Error(`CreateMultipartUpload ${key}: no UploadId`);
+  const count = Math.max(1, Math.ceil(size / shape.partSize));
+  const parts: CompletedPart[] = new Array<CompletedPart>(count);
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < count && failure === undefined) {
+      const i = next++;
+      const offset = i * shape.partSize;
+      const length = Math.min(shape.partSize, size - offset);
+      try {
+        const res = await client.send(
+          new UploadPartCommand({ ...where, UploadId, PartNumber: i + 1, Body: payloadSlice(offset, length), ContentLength: length }),
+        );
+        if (!res.ETag) throw new Error(`UploadPart ${i + 1} of ${key}: no ETag`);
+        // With SDK defaults each part carries a CRC32; a Complete that lists it is what lib-storage sends.
+        parts[i] = { PartNumber: i + 1, ETag: res.ETag, ...(res.ChecksumCRC32 ? { ChecksumCRC32: res.ChecksumCRC32 } : {}) };
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(shape.parallel, count) }, worker));
+  try {
+    if (failure !== undefined) throw failure;
+    const c0 = performance.now();
+    await client.send(new CompleteMultipartUploadCommand({ ...where, UploadId, MultipartUpload: { Parts: parts } }));
+    const end = performance.now();
+    return { totalMs: end - t0, completeMs: end - c0 };
+  } catch (err) {
+    await client.send(new AbortMultipartUploadCommand({ ...where, UploadId })).catch(() => undefined);
+    throw err;
+  }
 }

@@ -2,7 +2,10 @@
  * Summarises a V8 `.cpuprofile` (as written by `npm run bench -- --cpu-prof DIR`): self time by function
  * and by file, so the hot spots of the orchestrator process can be named without opening DevTools.
  *
- *   node --import tsx bench/profile-summary.ts DIR/CPU.*.cpuprofile [--top 25]
+ *   node --import tsx bench/profile-summary.ts DIR/CPU.*.cpuprofile [--top 25] [--stacks REGEX]
+ *
+ * `--stacks REGEX` adds a table of the call stacks (innermost first, up to 8 frames) under the functions
+ * whose `name file:line` matches REGEX, e.g. `--stacks '^update '` to see who hashes.
  *
  * Several profiles (the child can write more than one, e.g. one per thread) are added together.
  */
@@ -42,8 +45,17 @@ function shortUrl(url: string): string {
   return p.startsWith(cwd) ? p.slice(cwd.length) : p;
 }
 
-function tallyProfile(p: Profile, byFn: Tally, byFile: Tally): number {
+function frameName(n: ProfileNode): string {
+  return `${n.callFrame.functionName || '(anonymous)'} ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+}
+
+/** Frames kept per stack in the --stacks table. */
+const STACK_DEPTH = 8;
+
+function tallyProfile(p: Profile, byFn: Tally, byFile: Tally, stacks?: { re: RegExp; t: Tally }): number {
   const nodes = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, ProfileNode>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n);
   let total = 0;
   p.samples.forEach((id, i) => {
     const us = p.timeDeltas[i] ?? 0;
@@ -54,6 +66,13 @@ function tallyProfile(p: Profile, byFn: Tally, byFile: Tally): number {
     const fn = n.callFrame.functionName || '(anonymous)';
     add(byFn, `${fn} ${file}:${n.callFrame.lineNumber + 1}`, us);
     add(byFile, file, us);
+    if (stacks && stacks.re.test(frameName(n))) {
+      const frames: string[] = [];
+      for (let f: ProfileNode | undefined = n; f && frames.length < STACK_DEPTH; f = parent.get(f.id)) {
+        if (f.callFrame.functionName !== '(root)') frames.push(frameName(f));
+      }
+      add(stacks.t, frames.join(' ← '), us);
+    }
   });
   return total;
 }
@@ -66,13 +85,14 @@ function top(t: Tally, total: number, n: number): string[][] {
 }
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' } } });
-  if (positionals.length === 0) throw new Error('usage: profile-summary.ts FILE.cpuprofile… [--top N]');
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, stacks: { type: 'string' } } });
+  if (positionals.length === 0) throw new Error('usage: profile-summary.ts FILE.cpuprofile… [--top N] [--stacks REGEX]');
+  const stacks = values.stacks ? { re: new RegExp(values.stacks), t: new Map() as Tally } : undefined;
   const n = Number(values.top ?? 25);
   const byFn: Tally = new Map();
   const byFile: Tally = new Map();
   let total = 0;
-  for (const f of positionals) total += tallyProfile(JSON.parse(readFileSync(f, 'utf8')) as Profile, byFn, byFile);
+  for (const f of positionals) total += tallyProfile(JSON.parse(readFileSync(f, 'utf8')) as Profile, byFn, byFile, stacks);
   const idle = (byFn.get('(idle) (native):0') ?? 0) / 1000;
   process.stdout.write(
     [
@@ -86,6 +106,7 @@ function main(): void {
       '',
       table(['file', 'ms', '%'], top(byFile, total, n)),
       '',
+      ...(stacks ? [`## Stacks under /${stacks.re.source}/ (innermost first)`, '', table(['stack', 'ms', '%'], top(stacks.t, total, n)), ''] : []),
     ].join('\n'),
   );
 }

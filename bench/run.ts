@@ -15,12 +15,21 @@
  *   --rss-size SIZE       object size of the memory probe, 0 = skip (default 1GiB)  [BENCH_RSS_SIZE]
  *   --db pglite|postgres  the orchestrator's metadata store (default pglite)       [BENCH_DB]
  *   --cpu-prof DIR        write a V8 CPU profile of the orchestrator process to DIR [BENCH_CPU_PROF]
+ *   --only LIST           run only these sections: throughput, memory, multipart   [BENCH_ONLY]
+ *                         (default all three)
+ *   --multipart-sizes …   object sizes of the multipart case, 0 = skip             [BENCH_MULTIPART_SIZES]
+ *                         (default 256MiB,1GiB; 32MiB with --quick)
+ *   --part-size SIZE      multipart part size (default 16MiB)                      [BENCH_PART_SIZE]
+ *   --part-concurrency N  UploadPart requests in flight (default 4)                [BENCH_PART_CONCURRENCY]
+ *   --multipart-iterations N  uploads per size and side, alternating (default 2;   [BENCH_MULTIPART_ITERATIONS]
+ *                         1 with --quick)
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseSize } from '../src/config/units.js';
 import { snapshot, spent } from './cpu.js';
-import { makeClient, payloadDigest, type ChecksumMode } from './client.js';
+import { makeClient, PAYLOAD_CHUNK, payloadDigest, type ChecksumMode } from './client.js';
+import { completeTable, multipartCpuTable, multipartRssTable, multipartThroughputTable, multipartVerdicts, runMultipart, type MultipartOptions } from './multipart.js';
 import { iterations, megabytesPerSecond, merge, populate, timed, type LoopSpec, type Measurement, type Operation } from './measure.js';
 import { cpuTable, formatSize, rssTable, throughputTable, type Row, type RssRow, type Side } from './report.js';
 import { startBenchEnv, type BenchEnv, type Target } from './setup.js';
@@ -32,6 +41,9 @@ const TARGET_RATIO = 0.9;
 const TARGET_RSS_GROWTH = 64 * 1024 * 1024;
 /** Distinct keys per small-object figure. */
 const SMALL_KEYS = 64;
+/** The sections a run can be limited to with --only. */
+const SECTIONS = ['throughput', 'memory', 'multipart'] as const;
+type Section = (typeof SECTIONS)[number];
 
 interface Options {
   quick: boolean;
@@ -43,6 +55,21 @@ interface Options {
   rssSize: number;
   db: 'pglite' | 'postgres';
   cpuProf?: string;
+  only: ReadonlySet<Section>;
+  multipart: MultipartOptions;
+}
+
+function sizeList(flag: string, arg: string): number[] {
+  return arg
+    .split(',')
+    .map((s) => {
+      try {
+        return parseSize(s.trim());
+      } catch (err) {
+        throw new Error(`--${flag}: ${JSON.stringify(s)} ${(err as Error).message}`);
+      }
+    })
+    .filter((n) => n > 0);
 }
 
 function options(): Options {
@@ -57,6 +84,11 @@ function options(): Options {
       'rss-size': { type: 'string' },
       db: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      only: { type: 'string' },
+      'multipart-sizes': { type: 'string' },
+      'part-size': { type: 'string' },
+      'part-concurrency': { type: 'string' },
+      'multipart-iterations': { type: 'string' },
     },
   });
   const env = process.env;
@@ -68,13 +100,20 @@ function options(): Options {
     return n;
   };
   const sizesArg = values.sizes ?? env.BENCH_SIZES ?? (quick ? '4KiB,1MiB' : '4KiB,1MiB,256MiB');
-  const sizes = sizesArg.split(',').map((s) => {
-    try {
-      return parseSize(s.trim());
-    } catch (err) {
-      throw new Error(`--sizes: ${JSON.stringify(s)} ${(err as Error).message}`);
-    }
-  });
+  const sizes = sizeList('sizes', sizesArg);
+  const only = new Set<Section>();
+  for (const s of (values.only ?? env.BENCH_ONLY ?? SECTIONS.join(',')).split(',')) {
+    const name = s.trim() as Section;
+    if (!SECTIONS.includes(name)) throw new Error(`--only: ${JSON.stringify(s)} is not one of ${SECTIONS.join(', ')}`);
+    only.add(name);
+  }
+  const partSize = parseSize(values['part-size'] ?? env.BENCH_PART_SIZE ?? '16MiB');
+  if (partSize <= 0 || partSize % PAYLOAD_CHUNK !== 0) throw new Error(`--part-size must be a positive multiple of 1 MiB`);
+  const multipart: MultipartOptions = {
+    sizes: sizeList('multipart-sizes', values['multipart-sizes'] ?? env.BENCH_MULTIPART_SIZES ?? (quick ? '32MiB' : '256MiB,1GiB')),
+    shape: { partSize, parallel: Math.floor(positive('part-concurrency', values['part-concurrency'] ?? env.BENCH_PART_CONCURRENCY, 4)) },
+    iterations: Math.floor(positive('multipart-iterations', values['multipart-iterations'] ?? env.BENCH_MULTIPART_ITERATIONS, quick ? 1 : 2)),
+  };
   const db = values.db ?? env.BENCH_DB ?? 'pglite';
   if (db !== 'pglite' && db !== 'postgres') throw new Error(`--db must be pglite or postgres, got ${JSON.stringify(db)}`);
   const cpuProf = values['cpu-prof'] ?? env.BENCH_CPU_PROF;
@@ -88,6 +127,8 @@ function options(): Options {
     rssSize: parseSize(values['rss-size'] ?? env.BENCH_RSS_SIZE ?? (quick ? '0' : '1GiB')),
     db,
     ...(cpuProf ? { cpuProf } : {}),
+    only,
+    multipart,
   };
 }
 
@@ -208,17 +249,24 @@ function verdicts(rows: Row[], rss: RssRow[]): string[] {
 async function main(): Promise<void> {
   const opts = options();
   const loadStart = os.loadavg();
-  log(`starting: sizes ${opts.sizes.map(formatSize).join(', ')}, ${opts.seconds}s per small figure, concurrency ${opts.concurrency}, ${opts.iterations} iterations per large figure, db ${opts.db}`);
+  const runs = (s: Section) => opts.only.has(s);
+  const mp = opts.multipart;
+  log(
+    `starting: ${[...opts.only].join(', ')}; sizes ${opts.sizes.map(formatSize).join(', ')}, ${opts.seconds}s per small figure, concurrency ${opts.concurrency}, ${opts.iterations} iterations per large figure; ` +
+      `multipart ${mp.sizes.map(formatSize).join(', ') || 'none'} in ${formatSize(mp.shape.partSize)} parts, ${mp.shape.parallel} in flight, ${mp.iterations} iterations; db ${opts.db}`,
+  );
   // Hashing a large payload blocks the event loop for seconds: done now, it cannot stall a keep-alive socket.
-  for (const size of [...opts.sizes, opts.rssSize]) if (size > 0) payloadDigest(size);
+  const digestSizes = [...(runs('throughput') ? opts.sizes : []), ...(runs('memory') ? [opts.rssSize] : []), ...(runs('multipart') ? mp.sizes : [])];
+  for (const size of digestSizes) if (size > 0) payloadDigest(size);
   const env = await startBenchEnv({ db: opts.db, ...(opts.cpuProf ? { cpuProfDir: opts.cpuProf } : {}) });
   const vs = variants(env, opts.concurrency);
   let failed = false;
   try {
     await env.child.mark();
-    const rows = await throughput(opts, env, vs);
+    const rows = runs('throughput') ? await throughput(opts, env, vs) : [];
     const during = await env.child.report();
-    const rss = opts.rssSize > 0 ? await memory(opts, env, vs) : [];
+    const rss = runs('memory') && opts.rssSize > 0 ? await memory(opts, env, vs) : [];
+    const mpRows = runs('multipart') && mp.sizes.length > 0 ? await runMultipart(mp, env, vs, log) : [];
     const cpus = os.cpus();
     const out = [
       `# s3-orchestrator benchmark`,
@@ -227,22 +275,46 @@ async function main(): Promise<void> {
       `load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}, at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
       `command: npm run bench -- ${process.argv.slice(2).join(' ')}`.trimEnd(),
       `metadata: ${opts.db}; objects < ${formatSize(LARGE)}: ${opts.concurrency} in flight, ${opts.seconds}s per figure in ${opts.rounds} alternating rounds; larger: ${opts.iterations} sequential iterations, alternating`,
-      ``,
-      `## Throughput (MB = 10^6 bytes; ratio = MB/s ÷ direct MB/s)`,
-      ``,
-      throughputTable(rows),
-      ``,
-      `## CPU: average cores busy while each figure was taken (the machine has ${cpus.length})`,
-      ``,
-      cpuTable(rows),
-      ``,
-      `orchestrator RSS during the throughput runs: baseline ${(during.baseline / 1048576).toFixed(1)} MiB, peak ${(during.peak / 1048576).toFixed(1)} MiB`,
     ];
+    if (rows.length > 0) {
+      out.push(
+        ``,
+        `## Throughput (MB = 10^6 bytes; ratio = MB/s ÷ direct MB/s)`,
+        ``,
+        throughputTable(rows),
+        ``,
+        `## CPU: average cores busy while each figure was taken (the machine has ${cpus.length})`,
+        ``,
+        cpuTable(rows),
+        ``,
+        `orchestrator RSS during the throughput runs: baseline ${(during.baseline / 1048576).toFixed(1)} MiB, peak ${(during.peak / 1048576).toFixed(1)} MiB`,
+      );
+    }
     if (rss.length > 0) out.push(``, `## Memory of the orchestrator process (MiB)`, ``, rssTable(rss));
-    const v = verdicts(rows, rss);
+    if (mpRows.length > 0) {
+      out.push(
+        ``,
+        `## Multipart: ${formatSize(mp.shape.partSize)} parts, ${mp.shape.parallel} in flight, ${mp.iterations} iteration(s) (upload, then GET) per size and side`,
+        ``,
+        multipartThroughputTable(mpRows, mp.shape),
+        ``,
+        `### CompleteMultipartUpload latency (ms; backend's = the orchestrator's own timing of its call to the backend)`,
+        ``,
+        completeTable(mpRows),
+        ``,
+        `### CPU seconds per GiB moved (machine cores = average busy cores of the whole machine)`,
+        ``,
+        multipartCpuTable(mpRows),
+        ``,
+        `### Orchestrator RSS (MiB; the iteration with the largest growth)`,
+        ``,
+        multipartRssTable(mpRows),
+      );
+    }
+    const v = [...verdicts(rows, rss), ...multipartVerdicts(mpRows, TARGET_RATIO, TARGET_RSS_GROWTH)];
     if (v.length > 0) out.push(``, `## Targets`, ``, ...v.map((l) => `- ${l}`));
     process.stdout.write(out.join('\n') + '\n');
-    failed = [...rows, ...rss].some((r) => r.m.errors > 0);
+    failed = [...rows, ...rss].some((r) => r.m.errors > 0) || mpRows.some((r) => r.upload.errors + r.get.errors > 0);
   } finally {
     for (const v of vs) v.client.destroy();
     await env.stop();

@@ -37,6 +37,8 @@ export interface OrchestratorChild {
 export interface BenchEnv {
   direct: Target;
   orchestrator: Target;
+  /** The orchestrator's admin listener (`http://host:port`), which serves `/metrics`. */
+  orchestratorAdmin: string;
   child: OrchestratorChild;
   /** For CPU accounting (NaN where a pid could not be found). */
   pids: CpuPids;
@@ -50,7 +52,7 @@ export interface BenchEnvOptions {
   cpuProfDir?: string;
 }
 
-function startChild(raw: unknown, cpuProfDir: string | undefined): Promise<{ child: OrchestratorChild; s3Port: number }> {
+function startChild(raw: unknown, cpuProfDir: string | undefined): Promise<{ child: OrchestratorChild; s3Port: number; adminPort: number }> {
   const execArgv = ['--import', 'tsx', '--expose-gc'];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   const proc: ChildProcess = fork(CHILD, [JSON.stringify(raw)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -98,7 +100,7 @@ function startChild(raw: unknown, cpuProfDir: string | undefined): Promise<{ chi
       })()),
   };
   return request(undefined, 'ready').then(
-    (ready) => ({ child, s3Port: ready.s3Port }),
+    (ready) => ({ child, s3Port: ready.s3Port, adminPort: ready.adminPort }),
     async (err: unknown) => {
       proc.kill('SIGKILL');
       await exited;
@@ -122,11 +124,12 @@ export async function startBenchEnv(opts: BenchEnvOptions): Promise<BenchEnv> {
     const db: TestDatabase = await freshDatabase(opts.db);
     cleanups.push(() => db.drop());
     if (opts.cpuProfDir) await mkdir(opts.cpuProfDir, { recursive: true });
-    const { child, s3Port } = await startChild(rawConfig(backendServer, db), opts.cpuProfDir);
+    const { child, s3Port, adminPort } = await startChild(rawConfig(backendServer, db), opts.cpuProfDir);
     cleanups.push(() => child.stop());
     return {
       direct: { endpoint: directServer.endpoint, bucket: 'direct', credentials: { ...S3RVER_CREDENTIALS } },
       orchestrator: { endpoint: `http://127.0.0.1:${s3Port}`, bucket: ORCH_BUCKET, credentials: { ...ORCH_CREDS } },
+      orchestratorAdmin: `http://127.0.0.1:${adminPort}`,
       child,
       pids: {
         orchestrator: child.pid,
