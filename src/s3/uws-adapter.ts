@@ -206,10 +206,16 @@ function send(x: Exchange, result: S3Result, isHead: boolean, idleMs: number, re
       writeHead(x.res, result);
       if (noBody) {
         const len = result.status === 204 || result.status === 304 ? undefined : result.bodyLength ?? bufferLength(fixed);
-        // An explicit `undefined` length reaches uWS as a huge number: call without arguments.
-        if (len !== undefined) x.res.endWithoutBody(len, closeAfter);
-        else if (closeAfter) x.res.end('', true);
-        else x.res.endWithoutBody();
+        // This uWS build closes the connection after endWithoutBody(length), and an explicit `undefined`
+        // length reaches it as a huge number: a kept-alive HEAD writes its Content-Length itself and ends
+        // without arguments.
+        if (closeAfter) {
+          if (len !== undefined) x.res.endWithoutBody(len, true);
+          else x.res.end('', true);
+        } else {
+          if (len !== undefined) x.res.writeHeader('Content-Length', String(len));
+          x.res.endWithoutBody();
+        }
       } else {
         const buf = fixed ?? '';
         x.bytesOut += bufferLength(buf);
