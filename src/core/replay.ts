@@ -45,7 +45,9 @@ export class ReplayableSource {
 
   /** A Readable for a new attempt; the previous attempt's stream must be finished with. */
   attempt(): Readable {
-    if (!this.replayable) throw new Error('source is no longer replayable');
+    // A source that failed meanwhile (its error event can trail the backend's own failure) yields an attempt
+    // that fails with the source's error, so the write ends the way a failed body should.
+    if (this.#consumed > this.#limit && this.#error === undefined) throw new Error('source is no longer replayable');
     const queue = [...this.#recorded];
     const stream = new Readable({
       highWaterMark: 64 * 1024,
