@@ -1,9 +1,9 @@
+import { recordingLogger } from '../../harness/logger.js';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
 import { BackendError } from '../../../src/backends/backend.js';
-import type { Logger } from '../../../src/log.js';
 import { createBackend } from '../../../src/backends/index.js';
 import { mapS3Error, S3Backend } from '../../../src/backends/s3.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
@@ -219,18 +219,6 @@ describe('S3Backend specifics', () => {
     }
   });
 });
-
-/** A Logger that records message texts, to observe which path a backend took. */
-function recordingLogger(lines: string[]): Logger {
-  const logger: Logger = {
-    debug: (m) => void lines.push(m),
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(m),
-    error: (m) => void lines.push(m),
-    child: () => logger,
-  };
-  return logger;
-}
 
 describe('S3Backend multipart specifics', () => {
   let stock: S3rverInstance;

@@ -8,13 +8,13 @@
  * One cluster for the whole file (started lazily by the first suite that needs it, stopped in after()).
  * Skips with a message when the Ceph binaries are not installed.
  */
+import { recordingLogger } from '../../harness/logger.js';
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, ListPartsCommand } from '@aws-sdk/client-s3';
 import { S3Backend } from '../../../src/backends/s3.js';
-import type { Logger } from '../../../src/log.js';
 import {
   cephBackendConfig,
   cephClient,
@@ -78,18 +78,6 @@ if (skip) {
 } else {
   backendSuite('S3Backend on Ceph radosgw', () => cephTarget('suite-plain', ''));
   backendSuite('S3Backend on Ceph radosgw with prefix', () => cephTarget('suite-prefixed', 'tenant/a b+c/'));
-}
-
-/** A Logger that records message texts, to observe which path a backend took. */
-function recordingLogger(lines: string[]): Logger {
-  const logger: Logger = {
-    debug: (m) => void lines.push(m),
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(m),
-    error: (m) => void lines.push(m),
-    child: () => logger,
-  };
-  return logger;
 }
 
 const MiB = 1024 * 1024;
