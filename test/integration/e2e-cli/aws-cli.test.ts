@@ -117,22 +117,49 @@ describe('aws cli', { skip }, () => {
   });
 
   it('s3_cp_above_multipart_threshold', async () => {
-    // With the cli's default 8 MiB threshold it uses a multipart upload. Multipart is being added to the
-    // S3 layer: until then the copy must fail cleanly (501 NotImplemented) and create nothing; once it is
-    // there, the object must be complete and carry a multipart ETag.
+    // With the cli's default 8 MiB threshold it uses a multipart upload.
     const src = path.join(dir, 'mp.bin');
     const size = 9 * 1024 * 1024;
     const hash = await writePatternFile(src, size);
-    const r = await aws(['s3', 'cp', src, 's3://data/cli/multipart.bin'], { config: defaultConfig });
-    if (r.code !== 0) {
-      assert.match(r.stderr, /NotImplemented/, r.stderr);
-      assert.equal(await exists('cli/multipart.bin'), false);
-      return;
-    }
+    await ok(['s3', 'cp', src, 's3://data/cli/multipart.bin'], { config: defaultConfig });
     const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: 'cli/multipart.bin' }));
     assert.equal(head.ContentLength, size);
     assert.match(head.ETag ?? '', /^"[0-9a-f]{32}-2"$/, 'two 8 MiB parts');
     assert.equal(sha256(await objectBytes('cli/multipart.bin')), hash);
+  });
+
+  it('s3api_multipart_by_hand', async () => {
+    const parts = [path.join(dir, 'p1.bin'), path.join(dir, 'p2.bin')];
+    const h1 = await writePatternFile(parts[0]!, 5 * 1024 * 1024, 11);
+    await writePatternFile(parts[1]!, 1000, 12);
+    const created = JSON.parse(await ok(['s3api', 'create-multipart-upload', '--bucket', 'data', '--key', 'cli/by-hand.bin'])) as { UploadId: string };
+    const etags: string[] = [];
+    for (const [i, file] of parts.entries()) {
+      const r = JSON.parse(
+        await ok(['s3api', 'upload-part', '--bucket', 'data', '--key', 'cli/by-hand.bin', '--upload-id', created.UploadId, '--part-number', String(i + 1), '--body', file]),
+      ) as { ETag: string };
+      etags.push(r.ETag);
+    }
+    const listed = JSON.parse(await ok(['s3api', 'list-parts', '--bucket', 'data', '--key', 'cli/by-hand.bin', '--upload-id', created.UploadId])) as {
+      Parts: { PartNumber: number; ETag: string; Size: number }[];
+    };
+    assert.deepEqual(listed.Parts.map((p) => [p.PartNumber, p.ETag, p.Size]), [[1, etags[0], 5 * 1024 * 1024], [2, etags[1], 1000]]);
+    const uploads = JSON.parse(await ok(['s3api', 'list-multipart-uploads', '--bucket', 'data', '--prefix', 'cli/by-hand'])) as { Uploads?: { UploadId: string }[] };
+    assert.deepEqual(uploads.Uploads?.map((u) => u.UploadId), [created.UploadId]);
+    const spec = path.join(dir, 'complete.json');
+    await writeFile(spec, JSON.stringify({ Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) }));
+    const done = JSON.parse(
+      await ok(['s3api', 'complete-multipart-upload', '--bucket', 'data', '--key', 'cli/by-hand.bin', '--upload-id', created.UploadId, '--multipart-upload', `file://${spec}`]),
+    ) as { ETag: string };
+    assert.match(done.ETag, /^"[0-9a-f]{32}-2"$/);
+    const bytes = await objectBytes('cli/by-hand.bin');
+    assert.equal(bytes.length, 5 * 1024 * 1024 + 1000);
+    assert.equal(sha256(bytes.subarray(0, 5 * 1024 * 1024)), h1);
+    // An abandoned upload can be aborted by hand and disappears from the listing.
+    const second = JSON.parse(await ok(['s3api', 'create-multipart-upload', '--bucket', 'data', '--key', 'cli/aborted.bin'])) as { UploadId: string };
+    await ok(['s3api', 'abort-multipart-upload', '--bucket', 'data', '--key', 'cli/aborted.bin', '--upload-id', second.UploadId]);
+    const after = JSON.parse((await ok(['s3api', 'list-multipart-uploads', '--bucket', 'data', '--prefix', 'cli/aborted'])) || '{}') as { Uploads?: unknown[] };
+    assert.equal(after.Uploads?.length ?? 0, 0);
   });
 
   it('s3_cp_from_stdin', async () => {
