@@ -72,11 +72,16 @@ export class CoreObjectStore implements ObjectStore {
     key: string,
     opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal } = {},
   ): Promise<GetObjectResult> {
-    const version = await this.#requireLive(bucket, key);
+    const { rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key));
+    if (!rows[0]) {
+      await this.requireBucket(bucket);
+      throw new CoreError('NoSuchKey', key);
+    }
+    const version = oq.rowToVersion(rows[0]);
     checkReadConditions(version, opts.conditions);
     const range = resolveRange(opts.range, version.size);
     if (version.size === 0) return { version, body: Readable.from([]) };
-    const body = await this.#openCopy(version, range, opts.signal);
+    const body = await this.#openCopy(version, range, opts.signal, rows[0].copies.map(oq.rowToCopy));
     return range ? { version, range, body } : { version, body };
   }
 
@@ -86,9 +91,14 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   /** Opens the first readable copy; a copy that is missing or whose backend is down falls through to the next. */
-  async #openCopy(version: ObjectVersion, range: { start: number; end: number } | undefined, signal?: AbortSignal): Promise<Readable> {
+  async #openCopy(
+    version: ObjectVersion,
+    range: { start: number; end: number } | undefined,
+    signal?: AbortSignal,
+    copies?: CopyLocation[],
+  ): Promise<Readable> {
     let last: unknown;
-    for (const copy of await this.#copies(version.versionId)) {
+    for (const copy of copies ?? (await this.#copies(version.versionId))) {
       const backend = this.#backends.get(copy.backend);
       if (!backend) {
         last = new Error(`backend ${copy.backend} is not configured`);

@@ -128,11 +128,14 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
   };
 }
 
-/** Runs the cleanup queue until it is empty (or the timeout passes); returns the remaining job count. */
+/**
+ * Runs the cleanup queue until it is empty (or the timeout passes); returns the remaining job count. Jobs
+ * backing off after a failure count too: a job is gone only once its bytes are deleted and released.
+ */
 export async function drainCleanup(t: TestOrchestrator, timeoutMs = 10_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM cleanup_jobs WHERE run_after <= now()`);
+    const { rows } = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM cleanup_jobs`);
     const n = rows[0]!.n;
     if (n === 0 || Date.now() > deadline) return n;
     t.orch.wakeWorkers();

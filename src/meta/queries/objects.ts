@@ -77,6 +77,22 @@ export function selectLive(bucket: string, key: string, forUpdate = false): Sql 
   };
 }
 
+/**
+ * The live version of a key together with its live copies (in the order reads try them), in one query:
+ * what GET needs before it opens a backend.
+ */
+export function selectLiveWithCopies(bucket: string, key: string): Sql {
+  return {
+    text: `SELECT ${VERSION_COLUMNS},
+             coalesce(json_agg(json_build_object('backend', c.backend, 'physical_key', c.physical_key, 'size', c.size, 'state', c.state)
+                      ORDER BY c.created_at, c.backend) FILTER (WHERE c.version_id IS NOT NULL), '[]') AS copies
+           FROM object_versions v LEFT JOIN object_copies c ON c.version_id = v.version_id AND c.state = 'live'
+           WHERE v.bucket = $1 AND v.key = $2 AND v.state = 'live'
+           GROUP BY v.version_id`,
+    values: [bucket, key],
+  };
+}
+
 /** Live copies of a version, in the order reads should try them. */
 export function selectCopies(versionId: string, liveOnly = true): Sql {
   return {
