@@ -78,6 +78,10 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     const multipart = new CoreMultipartStore(writeDeps, store);
     const s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
     closers.push(() => s3.close());
+    metrics.setBackendUsage(async () => {
+      const { rows } = await run<bq.BackendRow>(db, bq.selectBackends());
+      return rows.filter((r) => registry.get(r.name)).map((r) => ({ backend: r.name, usedBytes: r.used_bytes }));
+    });
     const startedAt = new Date();
     const adminDeps: AdminDeps = {
       registry: metrics.registry,
@@ -97,7 +101,6 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         const byName = new Map(rows.map((r) => [r.name, r]));
         return config.backends.map((b) => {
           const r = byName.get(b.name);
-          metrics.backendUsedBytes.set({ backend: b.name }, r?.used_bytes ?? 0);
           return {
             name: b.name,
             type: b.type,

@@ -18,12 +18,15 @@ export interface Metrics {
   readonly backendDuration: Histogram<'backend' | 'call' | 'outcome'>;
   /** Cleanup-queue jobs finished, by outcome (done/retry). */
   readonly cleanupJobs: Counter<'outcome'>;
-  /** Bytes stored per backend, as last read from the database. */
+  /** Bytes stored per backend, read from the database at every scrape (see {@link Metrics.setBackendUsage}). */
   readonly backendUsedBytes: Gauge<'backend'>;
+  /** Sets where the backend-usage gauge reads its values when /metrics is scraped. */
+  setBackendUsage(source: () => Promise<Array<{ backend: string; usedBytes: number }>>): void;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
+  let usage: (() => Promise<Array<{ backend: string; usedBytes: number }>>) | undefined;
   collectDefaultMetrics({ register: registry, prefix: 's3o_' });
   return {
     registry,
@@ -70,6 +73,14 @@ export function createMetrics(): Metrics {
       help: 'Bytes stored on each backend (committed plus pending deletion).',
       labelNames: ['backend'] as const,
       registers: [registry],
+      async collect() {
+        // A database that cannot be read leaves the last values; /readyz reports the outage.
+        const rows = await usage?.().catch(() => undefined);
+        for (const r of rows ?? []) this.set({ backend: r.backend }, r.usedBytes);
+      },
     }),
+    setBackendUsage: (source) => {
+      usage = source;
+    },
   };
 }

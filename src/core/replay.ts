@@ -38,11 +38,6 @@ export class ReplayableSource {
     return this.#consumed <= this.#limit && this.#error === undefined;
   }
 
-  /** The error the source failed with (body verification, client abort), if any. */
-  get sourceError(): Error | undefined {
-    return this.#error;
-  }
-
   /** A Readable for a new attempt; the previous attempt's stream must be finished with. */
   attempt(): Readable {
     // A source that failed meanwhile (its error event can trail the backend's own failure) yields an attempt

@@ -58,12 +58,6 @@ export class DbTenantDirectory implements TenantDirectory {
     this.#buckets.delete(name);
   }
 
-  /** Forgets cached entries (after the tenants changed through this instance). */
-  invalidate(): void {
-    this.#creds.clear();
-    this.#buckets.clear();
-  }
-
   #remember<V>(map: Map<string, { at: number; value: V }>, key: string, value: V): void {
     if (map.size > 10_000) map.clear();
     map.set(key, { at: Date.now(), value });

@@ -67,8 +67,3 @@ export function retryJob(id: number, backoffMs: number, error: string): Sql {
     values: [id, backoffMs, error.slice(0, 2000)],
   };
 }
-
-/** Queue depth (admin status, metrics). */
-export function countCleanup(): Sql {
-  return { text: `SELECT count(*)::int8 AS n FROM cleanup_jobs`, values: [] };
-}

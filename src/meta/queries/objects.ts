@@ -94,10 +94,10 @@ export function selectLiveWithCopies(bucket: string, key: string): Sql {
 }
 
 /** Live copies of a version, in the order reads should try them. */
-export function selectCopies(versionId: string, liveOnly = true): Sql {
+export function selectCopies(versionId: string): Sql {
   return {
     text: `SELECT backend, physical_key, size, state FROM object_copies
-           WHERE version_id = $1${liveOnly ? " AND state = 'live'" : ''} ORDER BY created_at, backend`,
+           WHERE version_id = $1 AND state = 'live' ORDER BY created_at, backend`,
     values: [versionId],
   };
 }
