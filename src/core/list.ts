@@ -1,7 +1,25 @@
 import type { Queryable } from '../meta/db.js';
-import * as oq from '../meta/queries/objects.js';
-import type { ListInput, ListResult } from './types.js';
-import { run } from './writes.js';
+import { selectListRange, selectListWalk, type ListRow } from '../meta/queries/list.js';
+import type { ListedObject, ListInput, ListResult, StoredChecksum } from './types.js';
+
+/**
+ * Compares two strings in code-point order, which is UTF-8 byte order: the order of the `COLLATE "C"`
+ * key index and of S3 listings. JavaScript's `<` compares UTF-16 code units, which puts U+10000 and above
+ * (surrogate pairs, 0xD800–0xDFFF) before U+E000–U+FFFF; this corrects exactly that case.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Move surrogates above U+E000–U+FFFF; the rest of the BMP keeps its order.
+    if (x >= 0xd800) x += x >= 0xe000 ? -0x800 : 0x2000;
+    if (y >= 0xd800) y += y >= 0xe000 ? -0x800 : 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
+}
 
 /**
  * The smallest string greater than every string that starts with `prefix`, in code-point order (which is
@@ -20,60 +38,98 @@ export function prefixSuccessor(prefix: string): string | undefined {
   return undefined;
 }
 
+/** Maps a listing row to the listing's domain type. */
+export function listRowToObject(r: ListRow): ListedObject {
+  const o: ListedObject = { key: r.key, size: r.size, etag: r.etag ?? '', lastModified: r.created_at };
+  if (r.checksum_algorithm) {
+    o.checksumAlgorithm = r.checksum_algorithm as StoredChecksum['algorithm'];
+    o.checksumType = (r.checksum_type ?? 'FULL_OBJECT') as StoredChecksum['type'];
+  }
+  return o;
+}
+
+/** Where the next statement of a listing starts, and what has been collected. */
+interface Page {
+  out: ListResult;
+  count: number;
+  /** Inclusive lower bound of the rest; undefined when nothing can follow (no successor). */
+  lower: string | undefined;
+}
+
 /**
- * LIST over the live-key index. Without a delimiter it is one range scan. With one, each common prefix is
- * emitted once and the scan jumps past it (the next query starts at the prefix's successor), so a prefix
- * holding millions of keys costs one extra query, not a scan of its keys.
+ * The common prefix `key` rolls up into: the prefix plus the rest of the key up to and including the first
+ * occurrence of the delimiter after the prefix; undefined when the rest holds no delimiter.
+ */
+export function commonPrefixOf(key: string, prefix: string, delimiter: string): string | undefined {
+  const cut = key.indexOf(delimiter, prefix.length);
+  return cut < 0 ? undefined : key.slice(0, cut + delimiter.length);
+}
+
+/**
+ * Adds one entry unless the page is full: returns false (and marks the page truncated) when it is.
+ * A common prefix at or before the start point was returned on an earlier page and is skipped.
+ */
+function add(page: Page, maxKeys: number, after: string | undefined, row: ListRow, cp: string | undefined): boolean {
+  if (cp !== undefined && after !== undefined && compareKeys(cp, after) <= 0) return true;
+  if (page.count === maxKeys) {
+    page.out.isTruncated = true;
+    return false;
+  }
+  page.count++;
+  if (cp !== undefined) page.out.commonPrefixes.push(cp);
+  else page.out.objects.push(listRowToObject(row));
+  page.out.nextAfter = cp ?? row.key;
+  return true;
+}
+
+/**
+ * LIST over the live-key index, in one or two statements per page whatever the bucket's size:
+ *
+ * 1. a range scan of max-keys + 1 rows (listing columns only). Without a delimiter that is the page. With
+ *    one, the rows are rolled up into common prefixes, skipping within the batch the rows under a prefix
+ *    already emitted; when the batch holds no common prefix (a folder of files) it is the page too;
+ * 2. when the batch ran out before the page was full (it ended inside a common prefix, or common prefixes
+ *    used up rows), a skip scan from where it stopped ({@link selectListWalk}): one index probe per
+ *    remaining entry, a common prefix costing one probe however many keys it holds.
+ *
+ * Entries (keys and common prefixes together) count against max-keys; IsTruncated is set exactly when one
+ * more entry exists.
  */
 export async function listObjects(q: Queryable, input: ListInput): Promise<ListResult> {
-  const { bucket, prefix, delimiter, maxKeys } = input;
-  const out: ListResult = { objects: [], commonPrefixes: [], isTruncated: false };
-  if (maxKeys <= 0) return out;
+  const { bucket, prefix, maxKeys } = input;
+  const delimiter = input.delimiter === '' ? undefined : input.delimiter;
+  const page: Page = { out: { objects: [], commonPrefixes: [], isTruncated: false }, count: 0, lower: prefix };
+  if (maxKeys <= 0) return page.out;
+  const after = input.after;
   const upper = prefixSuccessor(prefix);
-  let lower = prefix;
-  let inclusive = true;
-  if (input.after !== undefined && input.after >= prefix) {
-    lower = input.after;
-    inclusive = false;
-  }
-  const batch = Math.min(maxKeys + 1, 1001);
-  let count = 0;
-  for (;;) {
-    if (upper !== undefined && lower >= upper) return out;
-    const { rows } = await run<oq.VersionRow>(q, oq.selectListBatch({ bucket, lower, inclusive, upper, limit: batch }));
-    let jumped = false;
-    for (const row of rows) {
-      const rest = row.key.slice(prefix.length);
-      const cut = delimiter ? rest.indexOf(delimiter) : -1;
-      if (cut >= 0) {
-        const cp = prefix + rest.slice(0, cut + delimiter!.length);
-        // A common prefix at or before the start point was returned on an earlier page.
-        if (input.after === undefined || cp > input.after) {
-          if (count === maxKeys) {
-            out.isTruncated = true;
-            return out;
-          }
-          out.commonPrefixes.push(cp);
-          out.nextAfter = cp;
-          count++;
-        }
-        const next = prefixSuccessor(cp);
-        if (next === undefined) return out;
-        lower = next;
-        inclusive = true;
-        jumped = true;
-        break;
-      }
-      if (count === maxKeys) {
-        out.isTruncated = true;
-        return out;
-      }
-      out.objects.push(oq.rowToVersion(row));
-      out.nextAfter = row.key;
-      count++;
-      lower = row.key;
-      inclusive = false;
+  // An exclusive bound k is the inclusive bound k + U+0001: no key holds NUL (PostgreSQL text cannot).
+  if (after !== undefined && compareKeys(after, prefix) >= 0) page.lower = after + '\u0001';
+  const withUpper = upper !== undefined ? { upper } : {};
+  const open = () => page.lower !== undefined && (upper === undefined || compareKeys(page.lower, upper) < 0);
+  if (!open()) return page.out;
+
+  const limit = maxKeys + 1;
+  const range = selectListRange({ bucket, lower: page.lower!, ...withUpper, limit });
+  const batch = (await q.query<ListRow>(range.text, range.values)).rows;
+  let skipBelow: string | undefined; // rows below this bound roll up into the last common prefix
+  for (const row of batch) {
+    if (skipBelow !== undefined && compareKeys(row.key, skipBelow) < 0) continue;
+    const cp = delimiter !== undefined ? commonPrefixOf(row.key, prefix, delimiter) : undefined;
+    if (!add(page, maxKeys, after, row, cp)) return page.out;
+    if (cp !== undefined) {
+      skipBelow = prefixSuccessor(cp);
+      page.lower = skipBelow;
+      if (skipBelow === undefined) return page.out;
+    } else {
+      page.lower = row.key + '\u0001';
     }
-    if (!jumped && rows.length < batch) return out;
   }
+  // A short batch is the end of the listing; so is a page that is complete.
+  if (batch.length < limit || delimiter === undefined || !open()) return page.out;
+
+  const walk = selectListWalk({ bucket, lower: page.lower!, ...withUpper, limit: limit - page.count, prefixChars: [...prefix].length, delimiter });
+  for (const row of (await q.query<ListRow>(walk.text, walk.values)).rows) {
+    if (!add(page, maxKeys, after, row, row.common_prefix ?? undefined)) return page.out;
+  }
+  return page.out;
 }

@@ -123,9 +123,19 @@ export interface ListInput {
   maxKeys: number;
 }
 
+/** What a listing shows of a key (ListObjects' Contents): no headers, no user metadata. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: Date;
+  checksumAlgorithm?: StoredChecksum['algorithm'];
+  checksumType?: StoredChecksum['type'];
+}
+
 /** Result of {@link ObjectStore.listObjects}: keys and common prefixes interleaved in key order. */
 export interface ListResult {
-  objects: ObjectVersion[];
+  objects: ListedObject[];
   commonPrefixes: string[];
   isTruncated: boolean;
   /** The last key or common prefix returned; the next page starts after it. */

@@ -273,22 +273,3 @@ export function selectStalePending(olderThanMs: number, limit: number): Sql {
     values: [olderThanMs, limit],
   };
 }
-
-/**
- * One batch of live keys of a bucket in byte order, for LIST: keys > `after` (or ≥ `from`), below `upper`
- * (the successor of the prefix) when the prefix is not empty.
- */
-export function selectListBatch(opts: { bucket: string; lower: string; inclusive: boolean; upper?: string; limit: number }): Sql {
-  const values: unknown[] = [opts.bucket, opts.lower, opts.limit];
-  let upper = '';
-  if (opts.upper !== undefined) {
-    values.push(opts.upper);
-    upper = ` AND v.key < $4`;
-  }
-  return {
-    text: `SELECT ${VERSION_COLUMNS} FROM object_versions v
-           WHERE v.bucket = $1 AND v.state = 'live' AND v.key ${opts.inclusive ? '>=' : '>'} $2${upper}
-           ORDER BY v.key LIMIT $3`,
-    values,
-  };
-}

@@ -2,7 +2,7 @@
  * ListObjectsV2 and ListObjects (V1), with S3's XML shape: continuation tokens are the base64 of the
  * last key or common prefix returned; `encoding-type=url` encodes names like S3.
  */
-import type { ListInput, ListResult, ObjectVersion } from '../../core/types.js';
+import type { ListedObject, ListInput, ListResult } from '../../core/types.js';
 import { invalidArgument } from '../errors.js';
 import { isoDate, quoteEtag } from '../headers.js';
 import type { S3Op } from '../router.js';
@@ -36,11 +36,13 @@ async function list(ctx: OpContext, op: V1 | V2, after: string | undefined): Pro
 }
 
 function entries(ctx: OpContext, r: ListResult, enc: (s: string) => string, owner: boolean): Xml[] {
-  const contents = r.objects.map((o: ObjectVersion) =>
+  const contents = r.objects.map((o: ListedObject) =>
     el('Contents', [
       el('Key', enc(o.key)),
       el('LastModified', isoDate(o.lastModified)),
       el('ETag', quoteEtag(o.etag)),
+      opt('ChecksumAlgorithm', o.checksumAlgorithm),
+      opt('ChecksumType', o.checksumType),
       el('Size', o.size),
       owner ? ownerXml(ctx) : undefined,
       el('StorageClass', 'STANDARD'),
