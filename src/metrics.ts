@@ -16,8 +16,12 @@ export interface Metrics {
   readonly bytesOut: Counter<'op'>;
   /** Backend call latency by backend, call (put/get/head/delete/copy/list) and outcome (ok/error). */
   readonly backendDuration: Histogram<'backend' | 'call' | 'outcome'>;
-  /** Cleanup-queue jobs finished, by outcome (done/retry). */
-  readonly cleanupJobs: Counter<'outcome'>;
+  /** Tasks run by this instance, by kind and outcome (done/retry/dead/lease_lost). */
+  readonly tasks: Counter<'kind' | 'outcome'>;
+  /** Tasks in the queue (all instances) by kind and state (queued/active/dead), read at every scrape. */
+  readonly taskQueue: Gauge<'kind' | 'state'>;
+  /** Sets where the task-queue gauge reads its values when /metrics is scraped. */
+  setTaskCounts(source: () => Promise<Array<{ kind: string; state: string; n: number }>>): void;
   /** Bytes stored per backend, read from the database at every scrape (see {@link Metrics.setBackendUsage}). */
   readonly backendUsedBytes: Gauge<'backend'>;
   /** Sets where the backend-usage gauge reads its values when /metrics is scraped. */
@@ -27,6 +31,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let usage: (() => Promise<Array<{ backend: string; usedBytes: number }>>) | undefined;
+  let taskCounts: (() => Promise<Array<{ kind: string; state: string; n: number }>>) | undefined;
   collectDefaultMetrics({ register: registry, prefix: 's3o_' });
   return {
     registry,
@@ -62,11 +67,24 @@ export function createMetrics(): Metrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [registry],
     }),
-    cleanupJobs: new Counter({
-      name: 's3o_cleanup_jobs_total',
-      help: 'Cleanup-queue jobs processed, by outcome.',
-      labelNames: ['outcome'] as const,
+    tasks: new Counter({
+      name: 's3o_tasks_total',
+      help: 'Tasks run by this instance, by kind and outcome (done, retry, dead, lease_lost).',
+      labelNames: ['kind', 'outcome'] as const,
       registers: [registry],
+    }),
+    taskQueue: new Gauge({
+      name: 's3o_task_queue',
+      help: 'Tasks in the queue by kind and state (queued, active, dead), all instances.',
+      labelNames: ['kind', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        const rows = await taskCounts?.().catch(() => undefined);
+        if (!rows) return;
+        this.reset();
+        for (const kind of ['delete-copy']) for (const state of ['queued', 'active', 'dead']) this.set({ kind, state }, 0);
+        for (const r of rows) this.set({ kind: r.kind, state: r.state }, r.n);
+      },
     }),
     backendUsedBytes: new Gauge({
       name: 's3o_backend_used_bytes',
@@ -81,6 +99,9 @@ export function createMetrics(): Metrics {
     }),
     setBackendUsage: (source) => {
       usage = source;
+    },
+    setTaskCounts: (source) => {
+      taskCounts = source;
     },
   };
 }

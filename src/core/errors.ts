@@ -36,7 +36,12 @@ export type CoreErrorCode =
   /** A part other than the last is smaller than 5 MiB. */
   | 'EntityTooSmall'
   /** GET/HEAD ?partNumber names a part the object does not have. */
-  | 'InvalidPartNumber';
+  | 'InvalidPartNumber'
+  /** A conflicting operation on the same resource is in progress (e.g. a Complete of the same upload). */
+  | 'OperationAborted';
+
+/** The metadata database is unreachable (raised by meta/, re-exported for the S3 and admin layers to map). */
+export { DbUnavailableError, isDbUnavailable } from '../meta/db.js';
 
 /** An error core/ raises on purpose; anything else reaching a caller is internal. */
 export class CoreError extends Error {

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
-import { BackendError, type Backend } from '../backends/backend.js';
+import type { Backend } from '../backends/backend.js';
 import { newVersionId, physicalKey } from '../backends/layout.js';
 import type { Queryable } from '../meta/db.js';
 import * as bq from '../meta/queries/backends.js';
-import * as jq from '../meta/queries/jobs.js';
 import * as mq from '../meta/queries/multipart.js';
-import * as oq from '../meta/queries/objects.js';
-import { checkReadConditions, checkWriteConditions } from './conditions.js';
-import { combineCrcBase64, isCombinable } from './crc-combine.js';
+import { checkReadConditions } from './conditions.js';
+import { dropUpload } from './copies.js';
+import { isCombinable } from './crc-combine.js';
+import { completeUpload, MIN_PART_SIZE } from './multipart-complete.js';
 import { CoreError } from './errors.js';
 import { createHasher } from './hashing.js';
-import { rankBackends } from './placement.js';
+import { rankForMultipart } from './placement.js';
 import { bodyEnded } from './replay.js';
 import type { CoreObjectStore } from './objects.js';
 import type {
@@ -22,15 +22,13 @@ import type {
   MultipartStore,
   ObjectVersion,
   PartInfo,
-  StoredChecksum,
   UploadInfo,
   UploadPartCopyInput,
   UploadPartInput,
 } from './types.js';
 import { fromBackendError, run, type WriteDeps } from './writes.js';
 
-/** S3's minimum size of every part but the last. */
-export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export { MIN_PART_SIZE };
 /** S3's maximum part size. */
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 
@@ -92,7 +90,8 @@ export class CoreMultipartStore implements MultipartStore {
     const uploadId = newVersionId();
     const pkey = physicalKey(input.bucket, input.key, versionId);
     const { rows } = await run<bq.BackendRow>(this.#deps.db, bq.selectBackends());
-    const candidates = rankBackends(rows, this.#deps.backends.names, this.#deps.strategy, MIN_PART_SIZE);
+    // The total size is unknown: the upload goes where the most room is free, whatever the strategy.
+    const candidates = rankForMultipart(rows, this.#deps.backends.names, MIN_PART_SIZE);
     if (candidates.length === 0) throw new CoreError('InsufficientStorage', 'no backend has room for a multipart upload');
     const checksumType = input.checksumAlgorithm
       ? (input.checksumType ?? (input.checksumAlgorithm === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE'))
@@ -233,80 +232,14 @@ export class CoreMultipartStore implements MultipartStore {
   }
 
   async completeMultipartUpload(input: CompleteMultipartInput): Promise<ObjectVersion> {
-    const u = await this.#upload(this.#deps.db, input.bucket, input.key, input.uploadId);
-    if (u.state !== 'active') throw new CoreError('NoSuchUpload', input.uploadId);
-    if (input.parts.length === 0) throw new CoreError('InvalidRequest', 'You must specify at least one part');
-    const stored = new Map<number, mq.PartRow>();
-    for (const p of (await run<mq.PartRow>(this.#deps.db, mq.selectParts(u.upload_id))).rows) stored.set(p.part_number, p);
-    const listed: mq.PartRow[] = [];
-    input.parts.forEach((p, i) => {
-      if (i > 0 && p.partNumber <= input.parts[i - 1]!.partNumber) throw new CoreError('InvalidPartOrder');
-      const s = stored.get(p.partNumber);
-      if (!s || s.etag !== p.etag.replace(/^"(.*)"$/, '$1')) throw new CoreError('InvalidPart', `part ${p.partNumber}`);
-      if (p.checksum !== undefined && s.checksum_value !== p.checksum) throw new CoreError('InvalidPart', `checksum of part ${p.partNumber}`);
-      listed.push(s);
-    });
-    listed.slice(0, -1).forEach((p) => {
-      if (p.size < MIN_PART_SIZE) throw new CoreError('EntityTooSmall', `part ${p.part_number} is ${p.size} bytes`);
-    });
-    const checksum = await multipartChecksum(u, listed);
-    const size = listed.reduce((n, p) => n + p.size, 0);
-    const etag = createHash('md5').update(Buffer.concat(listed.map((p) => Buffer.from(p.etag, 'hex')))).digest('hex') + `-${listed.length}`;
-
-    const claimed = await run(this.#deps.db, mq.beginCompleting(u.upload_id));
-    if (claimed.rowCount === 0) throw new CoreError('NoSuchUpload', input.uploadId);
-    try {
-      await this.#backend(u.backend).completeMultipart(
-        u.physical_key,
-        u.backend_upload_id,
-        listed.map((p) => ({ partNumber: p.part_number, etag: p.backend_etag })),
-      );
-    } catch (err) {
-      await run(this.#deps.db, mq.endCompleting(u.upload_id)).catch(() => {});
-      if (err instanceof BackendError) throw new CoreError('ServiceUnavailable', `backend ${err.backend} could not complete the upload: ${err.message}`, { cause: err });
-      throw err;
-    }
-    try {
-      return await this.#deps.db.tx(async (q) => {
-        await run(q, oq.lockKey(u.bucket, u.key));
-        // Re-read under lock: parts in flight when completion began added to the reservation.
-        const cur = await this.#upload(q, u.bucket, u.key, u.upload_id, true);
-        const live = await run<oq.VersionRow>(q, oq.selectLive(u.bucket, u.key, true));
-        checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, input.conditions);
-        if (live.rows[0]) await run(q, oq.retireLive(u.bucket, [u.key], 'overwrite', this.#deps.cleanupDelayMs));
-        const { rows } = await run<oq.VersionRow>(
-          q,
-          oq.insertLiveVersion(
-            { versionId: u.version_id, bucket: u.bucket, key: u.key, size },
-            {
-              etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length, partSizes: listed.map((p) => p.size),
-              ...oq.rowHeaders(u),
-              ...(checksum ? { checksum } : {}),
-            },
-          ),
-        );
-        await run(q, oq.insertLiveCopy(u.version_id, u.backend, u.physical_key, size));
-        await run(q, bq.settleUpload(u.backend, cur.reserved_bytes, size, 1));
-        await run(q, mq.deleteUpload(u.upload_id));
-        return oq.rowToVersion(rows[0]!);
-      });
-    } catch (err) {
-      // The backend assembled the object but it will not be published: queue its bytes for deletion.
-      await this.#deps.db.tx(async (q) => {
-        const cur = await this.#upload(q, u.bucket, u.key, u.upload_id, true);
-        await run(q, bq.settleUpload(u.backend, cur.reserved_bytes, size, 0));
-        await run(q, jq.enqueueCleanup({ backend: u.backend, physicalKey: u.physical_key, releaseBytes: size, releaseObjects: 0, reason: 'complete-failed', delayMs: 0 }));
-        await run(q, mq.deleteUpload(u.upload_id));
-      });
-      throw err;
-    }
+    return completeUpload(this.#deps, input);
   }
 
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
     await this.#deps.db.tx(async (q) => {
       const u = await this.#upload(q, bucket, key, uploadId, true);
-      if (u.state !== 'active') throw new CoreError('NoSuchUpload', uploadId);
-      await abortUploadIn(q, u, 'abort');
+      if (u.state !== 'active') throw new CoreError('OperationAborted', 'this multipart upload is being completed');
+      await dropUpload(q, u.upload_id, ['active'], 'abort');
     });
   }
 
@@ -360,27 +293,4 @@ export class CoreMultipartStore implements MultipartStore {
       if (rows.length < 1000) return out;
     }
   }
-}
-
-/** The object checksum S3 reports for a completed multipart upload created with a checksum algorithm. */
-async function multipartChecksum(u: mq.UploadRow, parts: readonly mq.PartRow[]): Promise<StoredChecksum | undefined> {
-  if (!u.checksum_algorithm) return undefined;
-  const algorithm = u.checksum_algorithm as ChecksumAlgorithm;
-  const missing = parts.find((p) => !p.checksum_value);
-  if (missing) {
-    throw new CoreError('InvalidRequest', `The upload was created using a ${algorithm.toLowerCase()} checksum. The complete request must include the checksum for each part. It was missing for part ${missing.part_number} in the request.`);
-  }
-  if (u.checksum_type === 'FULL_OBJECT') {
-    return { algorithm, type: 'FULL_OBJECT', value: combineCrcBase64(algorithm, parts.map((p) => ({ checksum: p.checksum_value!, size: p.size }))) };
-  }
-  const h = createHasher(algorithm);
-  for (const p of parts) h.update(Buffer.from(p.checksum_value!, 'base64'));
-  return { algorithm, type: 'COMPOSITE', value: `${(await h.digest()).toString('base64')}-${parts.length}` };
-}
-
-/** Drops an upload and queues its native abort; its reservation becomes used bytes the job releases. */
-export async function abortUploadIn(q: Queryable, u: mq.UploadRow, reason: string): Promise<void> {
-  await run(q, mq.deleteUpload(u.upload_id));
-  await run(q, bq.abandonReservation(u.backend, u.reserved_bytes));
-  await run(q, mq.enqueueAbortUpload({ backend: u.backend, physicalKey: u.physical_key, backendUploadId: u.backend_upload_id, releaseBytes: u.reserved_bytes, reason }));
 }

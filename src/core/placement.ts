@@ -22,7 +22,7 @@ export function rankBackends(
   const byName = new Map(rows.map((r) => [r.name, r]));
   const eligible = configuredOrder.filter((name) => {
     const r = byName.get(name);
-    if (!r || exclude.has(name)) return false;
+    if (!r || exclude.has(name) || !writable(r)) return false;
     return r.quota_bytes === 0 || r.used_bytes + r.reserved_bytes + size <= r.quota_bytes;
   });
   if (strategy === 'pack') return eligible;
@@ -37,4 +37,37 @@ export function rankBackends(
       pos.get(a)! - pos.get(b)!
     );
   });
+}
+
+/** Only an active backend takes new copies (read_only, draining and removed ones do not). */
+function writable(r: BackendRow): boolean {
+  return r.state === undefined || r.state === 'active';
+}
+
+/** Room left on a backend; Infinity when it has no quota. */
+function freeBytes(r: BackendRow): number {
+  return r.quota_bytes === 0 ? Infinity : r.quota_bytes - r.used_bytes - r.reserved_bytes;
+}
+
+/**
+ * Orders backends for a multipart upload, whose total size is unknown when it starts and whose parts must
+ * all live on one backend (native multipart): the backend with the MOST free room first (unlimited ones
+ * first, then configuration order), whatever the strategy — with `pack`, the first backend in order may
+ * have only a few MiB left and the upload would fail part-way while others are empty. Only backends with
+ * room for `minSize` (one minimum-size part) qualify.
+ */
+export function rankForMultipart(rows: readonly BackendRow[], configuredOrder: readonly string[], minSize: number): string[] {
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const pos = new Map(configuredOrder.map((n, i) => [n, i]));
+  return configuredOrder
+    .filter((n) => {
+      const r = byName.get(n);
+      return r !== undefined && writable(r) && freeBytes(r) >= minSize;
+    })
+    .sort((a, b) => {
+      const fa = freeBytes(byName.get(a)!);
+      const fb = freeBytes(byName.get(b)!);
+      if (fa !== fb) return fa === Infinity ? -1 : fb === Infinity ? 1 : fb - fa;
+      return pos.get(a)! - pos.get(b)!;
+    });
 }

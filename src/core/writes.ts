@@ -1,13 +1,15 @@
 import { BackendError, type Backend, type PhysicalMeta } from '../backends/backend.js';
 import { physicalKey, newVersionId } from '../backends/layout.js';
-import type { Db, Queryable } from '../meta/db.js';
+import type { Db } from '../meta/db.js';
+import { run } from '../meta/run.js';
 import * as bq from '../meta/queries/backends.js';
-import * as jq from '../meta/queries/jobs.js';
 import * as oq from '../meta/queries/objects.js';
 import type { Logger } from '../log.js';
 import type { BackendRegistry } from './backends.js';
 import { checkWriteConditions } from './conditions.js';
+import { abandonStaged, publishStaged, readVersion, retireLive, stageCopy, type StagedCopy } from './copies.js';
 import { CoreError } from './errors.js';
+import type { Clock } from './tasks.js';
 import { rankBackends, type PlacementStrategy } from './placement.js';
 import type { ObjectVersion, WriteConditions } from './types.js';
 
@@ -18,20 +20,17 @@ export interface WriteDeps {
   strategy: PlacementStrategy;
   /** Delay before the bytes of an overwritten or deleted version are removed (lets in-flight reads finish). */
   cleanupDelayMs: number;
-  /** How often a streaming write refreshes its heartbeat. */
+  /** How often a streaming write (or a multipart completion) refreshes its heartbeat. */
   heartbeatMs: number;
+  /** A write or completion whose heartbeat is older than this is taken for abandoned (`workers.stale_write_timeout`). */
+  staleMs: number;
+  /** The clock leases and heartbeats are judged by (tests move it). */
+  clock?: Clock;
   log: Logger;
 }
 
 /** A write that holds a pending version row and a quota reservation on one backend. */
-export interface StagedWrite {
-  versionId: string;
-  bucket: string;
-  key: string;
-  size: number;
-  backend: string;
-  physicalKey: string;
-}
+export type StagedWrite = StagedCopy;
 
 /** The fields of the version that are known only after the bytes are stored. */
 export type VersionFields = oq.PublishFields;
@@ -46,8 +45,11 @@ export interface WriteRequest {
   prefer?: readonly string[];
   /** Metadata stored beside the bytes (rebuild information). */
   meta: Omit<PhysicalMeta, 'bucket' | 'key' | 'versionId'>;
-  /** Stores the bytes on `backend` under `key`; throws on failure. */
-  produce(backend: Backend, key: string, meta: PhysicalMeta): Promise<void>;
+  /**
+   * Stores the bytes on `backend` under `key`; throws on failure. `lost` aborts when the write was taken
+   * for abandoned (stop writing then).
+   */
+  produce(backend: Backend, key: string, meta: PhysicalMeta, lost: AbortSignal): Promise<void>;
   /** Whether a failed `produce` may be retried on the next backend. */
   retryable(err: unknown): boolean;
   /** The fields to publish, called once the bytes are stored (may throw, e.g. a digest mismatch). */
@@ -56,8 +58,13 @@ export interface WriteRequest {
 
 /**
  * The write state machine: stage (pending row + reservation) → produce bytes → commit (publish, retire
- * the previous version into the cleanup queue) — or abort (drop the pending row, queue the partial bytes
+ * the previous version into the task queue) — or abort (drop the pending row, queue the partial bytes
  * for deletion). An acknowledged write is committed; an unacknowledged one leaves nothing live.
+ *
+ * Fencing: the janitor may take a write whose heartbeat went stale for abandoned. The writer notices at
+ * its next heartbeat (the pending row is gone) and stops producing; its commit cannot publish a row that is
+ * no longer pending; and its abort queues one more deletion of its key for bytes that may have landed
+ * after the janitor's deletion ran.
  */
 export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<ObjectVersion> {
   const tried = new Set<string>();
@@ -66,22 +73,39 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
     tried.add(staged.backend);
     const backend = deps.backends.get(staged.backend)!;
     const meta: PhysicalMeta = { ...req.meta, bucket: req.bucket, key: req.key, versionId: staged.versionId };
+    const lost = new AbortController();
     const beat = setInterval(() => {
-      run(deps.db, oq.heartbeat(staged.versionId)).catch((err: unknown) => {
-        deps.log.warn('heartbeat failed', { versionId: staged.versionId, err });
-      });
+      run(deps.db, oq.heartbeat(staged.versionId)).then(
+        (r) => {
+          if (r.rowCount === 0 && !lost.signal.aborted) {
+            deps.log.error('write was taken for abandoned while streaming; stopping it', { versionId: staged.versionId });
+            lost.abort(new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit'));
+          }
+        },
+        (err: unknown) => deps.log.warn('heartbeat failed', { versionId: staged.versionId, err }),
+      );
     }, deps.heartbeatMs);
     beat.unref();
     try {
-      await req.produce(backend, staged.physicalKey, meta);
+      await req.produce(backend, staged.physicalKey, meta, lost.signal);
+      if (lost.signal.aborted) throw lost.signal.reason;
       const fields = req.finalize();
       return await commit(deps, staged, fields, req.conditions);
     } catch (err) {
-      await abort(deps, staged, 'abort').catch((abortErr: unknown) => {
+      const outcome = await abandonStaged(deps.db, staged, 'abort').catch((abortErr: unknown) => {
         // The janitor aborts the pending row once its heartbeat is stale; nothing is lost.
         deps.log.error('abort of failed write did not commit', { versionId: staged.versionId, err: abortErr });
+        return 'unknown' as const;
       });
-      if (req.retryable(err) && deps.backends.names.some((n) => !tried.has(n))) {
+      if (outcome === 'live') {
+        // The commit did happen (its reply was lost): the write is acknowledged with what was published.
+        const v = await readVersion(deps.db, staged.versionId).catch(() => undefined);
+        if (v) return v;
+      }
+      if (outcome === 'unknown' && !(err instanceof CoreError)) {
+        throw new CoreError('ServiceUnavailable', 'the outcome of the write could not be confirmed; retry it', { cause: err });
+      }
+      if (outcome === 'dropped' && req.retryable(err) && deps.backends.names.some((n) => !tried.has(n))) {
         deps.log.warn('backend failed before the write was acknowledged; trying the next one', {
           backend: staged.backend,
           err,
@@ -111,8 +135,7 @@ async function stage(deps: WriteDeps, req: WriteRequest, exclude: ReadonlySet<st
   }
   for (const name of ranked) {
     const staged = { versionId, bucket: req.bucket, key: req.key, size: req.size, backend: name, physicalKey: pkey };
-    const got = await run(deps.db, oq.stageWrite(staged));
-    if (got.rowCount > 0) return staged;
+    if (await stageCopy(deps.db, staged)) return staged;
   }
   throw new CoreError(
     exclude.size ? 'ServiceUnavailable' : 'InsufficientStorage',
@@ -133,34 +156,14 @@ async function commit(
       const live = await run<oq.VersionRow>(q, oq.selectLive(staged.bucket, staged.key, true));
       checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, conditions);
     }
-    await run(q, oq.retireLive(staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs));
-    const published = await run<oq.VersionRow>(q, oq.publishWrite(staged.versionId, fields));
-    if (published.rowCount === 0) {
+    await retireLive(q, staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs);
+    const published = await publishStaged(q, staged.versionId, fields);
+    if (!published) {
       // The janitor took the write for abandoned (its heartbeat went stale) and queued its bytes for deletion.
       throw new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit');
     }
-    return oq.rowToVersion(published.rows[0]!);
+    return published;
   });
-}
-
-/**
- * Drops a pending version and queues the deletion of whatever bytes its copies may have left. Its
- * reservations become used bytes that the cleanup job releases when the bytes are gone.
- */
-export async function abort(deps: Pick<WriteDeps, 'db'>, staged: Pick<StagedWrite, 'versionId'>, reason: string): Promise<void> {
-  await deps.db.tx((q) => abortIn(q, staged.versionId, reason));
-}
-
-/** {@link abort} inside an open transaction (the janitor aborts many in one). */
-export async function abortIn(q: Queryable, versionId: string, reason: string): Promise<void> {
-  const { rows } = await run<oq.CopyRow>(q, oq.dropVersion(versionId));
-  for (const c of rows) {
-    await run(q, bq.abandonReservation(c.backend, c.size));
-    await run(
-      q,
-      jq.enqueueCleanup({ backend: c.backend, physicalKey: c.physical_key, releaseBytes: c.size, releaseObjects: 0, reason, delayMs: 0 }),
-    );
-  }
 }
 
 /**
@@ -176,7 +179,5 @@ export function fromBackendError(err: unknown): unknown {
   return new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
 }
 
-/** Runs one parameterised statement. */
-export function run<R = Record<string, unknown>>(q: Queryable, sql: { text: string; values: readonly unknown[] }) {
-  return q.query<R>(sql.text, sql.values);
-}
+/** Runs one parameterised statement (kept here for callers not yet moved to meta/run). */
+export { run } from '../meta/run.js';

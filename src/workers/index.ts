@@ -1,39 +1,61 @@
-import { abortAbandonedUploads, abortStaleWrites, runCleanupBatch, type CleanupDeps } from '../core/cleanup.js';
+import { randomUUID } from 'node:crypto';
+import type { BackendRegistry } from '../core/backends.js';
+import { deleteCopyHandler, foldBucketStats } from '../core/copies.js';
+import { abortAbandonedUploads, abortStaleWrites, rollBackStuckCompletions } from '../core/sweepers.js';
+import { purgeDeadTasks, runTaskBatch, systemClock, type Clock, type TaskHandler } from '../core/tasks.js';
 import type { WorkersConfig } from '../config/types.js';
+import type { Db } from '../meta/db.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { WorkerRunner, type Worker } from './runner.js';
 
 const BATCH = 32;
+/** Dead tasks are kept this long for inspection (metrics, admin), then removed. */
+export const DEAD_TASK_RETENTION_MS = 30 * 24 * 3_600_000;
 
-/** The cleanup queue consumer: deletes orphaned physical keys and releases their quota. */
-export function cleanupWorker(deps: CleanupDeps): Worker {
+export interface WorkerDeps {
+  db: Db;
+  backends: BackendRegistry;
+  log: Logger;
+  metrics?: Metrics;
+  clock?: Clock;
+  /** Identity of this instance (lease owner of the tasks it runs). */
+  owner?: string;
+}
+
+/** The task handlers of every kind core defines. */
+export function taskHandlers(deps: WorkerDeps): TaskHandler[] {
+  return [deleteCopyHandler(deps.db, deps.backends, deps.log)];
+}
+
+/** The task queue consumer: claims due tasks of every kind and runs their handlers. */
+export function taskWorker(deps: WorkerDeps): Worker {
+  const handlers = taskHandlers(deps);
+  const queue = { db: deps.db, log: deps.log, owner: deps.owner ?? randomUUID(), ...(deps.metrics ? { metrics: deps.metrics } : {}), ...(deps.clock ? { clock: deps.clock } : {}) };
   return {
-    name: 'cleanup',
-    step: async () => ((await runCleanupBatch(deps, BATCH)) === BATCH ? 'busy' : 'idle'),
+    name: 'tasks',
+    step: async () => ((await runTaskBatch(queue, handlers, BATCH)) === BATCH ? 'busy' : 'idle'),
   };
 }
 
-/** Aborts writes whose instance stopped heart-beating (crashed mid-upload). */
-export function janitorWorker(deps: Pick<CleanupDeps, 'db'>, staleMs: number): Worker {
-  return {
-    name: 'stale-writes',
-    step: async () => ((await abortStaleWrites(deps.db, staleMs)) > 0 ? 'busy' : 'idle'),
-  };
-}
-
-/** Aborts multipart uploads older than the configured age (their parts go through the cleanup queue). */
-export function abandonedUploadsWorker(deps: Pick<CleanupDeps, 'db'>, maxAgeMs: number): Worker {
-  return {
-    name: 'abandoned-uploads',
-    step: async () => ((await abortAbandonedUploads(deps.db, maxAgeMs)) > 0 ? 'busy' : 'idle'),
-  };
+/** A worker whose step does up to `limit` items and is busy while it keeps finding that many. */
+function sweeper(name: string, sweep: () => Promise<number>): Worker {
+  return { name, step: async () => ((await sweep()) > 0 ? 'busy' : 'idle') };
 }
 
 /** Starts every background worker of this instance. */
-export function startWorkers(deps: CleanupDeps, cfg: WorkersConfig, log: Logger): WorkerRunner {
+export function startWorkers(deps: WorkerDeps, cfg: WorkersConfig, log: Logger): WorkerRunner {
+  const clock = deps.clock ?? systemClock;
   const runner = new WorkerRunner(log);
-  runner.start(cleanupWorker(deps), cfg.cleanupIntervalMs);
-  runner.start(janitorWorker(deps, cfg.staleWriteMs), Math.max(cfg.staleWriteMs / 4, 1_000));
-  runner.start(abandonedUploadsWorker(deps, cfg.abandonedUploadMs), Math.min(Math.max(cfg.abandonedUploadMs / 24, 1_000), 3_600_000));
+  const staleEvery = Math.max(cfg.staleWriteMs / 4, 1_000);
+  runner.start(taskWorker(deps), cfg.cleanupIntervalMs);
+  runner.start(sweeper('stale-writes', () => abortStaleWrites(deps.db, cfg.staleWriteMs, clock)), staleEvery);
+  runner.start(sweeper('stuck-completions', () => rollBackStuckCompletions(deps.db, cfg.staleWriteMs, clock)), staleEvery);
+  runner.start(
+    sweeper('abandoned-uploads', () => abortAbandonedUploads(deps.db, cfg.abandonedUploadMs, clock)),
+    Math.min(Math.max(cfg.abandonedUploadMs / 24, 1_000), 3_600_000),
+  );
+  runner.start(sweeper('bucket-stats', async () => ((await foldBucketStats(deps.db)) >= 10_000 ? 1 : 0)), 5_000);
+  runner.start(sweeper('dead-tasks', () => purgeDeadTasks(deps.db, DEAD_TASK_RETENTION_MS, clock)), 3_600_000);
   return runner;
 }

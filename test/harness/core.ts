@@ -6,11 +6,14 @@ import { Readable } from 'node:stream';
 import { createBackend } from '../../src/backends/index.js';
 import type { BackendConfig } from '../../src/config/types.js';
 import { BackendRegistry } from '../../src/core/backends.js';
-import { runCleanupBatch } from '../../src/core/cleanup.js';
+import { syncConfigBackends } from '../../src/core/fleet.js';
+import { ManualClock, runTaskBatch } from '../../src/core/tasks.js';
 import { CoreObjectStore } from '../../src/core/objects.js';
 import { DbTenantDirectory, syncTenants } from '../../src/core/tenants.js';
 import type { PutObjectInput } from '../../src/core/types.js';
-import { run } from '../../src/core/writes.js';
+import type { WriteDeps } from '../../src/core/writes.js';
+import { run } from '../../src/meta/run.js';
+import { taskHandlers } from '../../src/workers/index.js';
 import { createLogger } from '../../src/log.js';
 import type { Db } from '../../src/meta/db.js';
 import { openDatabase } from '../../src/meta/open.js';
@@ -22,8 +25,12 @@ export interface CoreFixture {
   db: Db;
   store: CoreObjectStore;
   registry: BackendRegistry;
+  /** The write dependencies the store uses (tests build other core parts over them). */
+  deps: WriteDeps;
+  /** The clock leases and heartbeats are judged by: tests move it forward instead of sleeping. */
+  clock: ManualClock;
   dir: string;
-  /** Runs the cleanup queue until nothing is due. */
+  /** Runs the task queue until nothing is due (by the fixture's clock). */
   drain(): Promise<void>;
   backendRow(name: string): Promise<bq.BackendRow>;
   close(): Promise<void>;
@@ -31,7 +38,7 @@ export interface CoreFixture {
 
 /** Opens a fresh database of `engine` with buckets `data` and `other`, over `backends` (fs ones under a temp dir). */
 export async function coreFixture(
-  engine: 'pglite' | 'postgres',
+  engine: 'embedded' | 'postgres',
   backends: (dir: string) => BackendConfig[],
   strategy: 'pack' | 'spread' = 'pack',
 ): Promise<CoreFixture> {
@@ -40,25 +47,27 @@ export async function coreFixture(
   const { db } = await openDatabase(tdb.config);
   const cfgs = backends(dir);
   const registry = new BackendRegistry(cfgs.map((c) => createBackend(c)));
-  await db.tx(async (q) => {
-    for (const b of cfgs) await run(q, bq.upsertBackend(b.name, b.type, b.quotaBytes));
-  });
+  // As at start-up: each backend checks itself (an fs backend creates its root and identity on first use).
+  await Promise.all(registry.all().map((b) => b.check().catch(() => {})));
+  await syncConfigBackends(db, cfgs);
   await syncTenants(db, [
     { name: 'data', credentials: [] },
     { name: 'other', credentials: [] },
   ]);
   const log = createLogger({}, 'error');
-  const store = new CoreObjectStore(
-    { db, backends: registry, strategy, cleanupDelayMs: 0, heartbeatMs: 60_000, log },
-    new DbTenantDirectory(db),
-  );
+  const clock = new ManualClock();
+  const deps: WriteDeps = { db, backends: registry, strategy, cleanupDelayMs: 0, heartbeatMs: 60_000, staleMs: 600_000, clock, log };
+  const store = new CoreObjectStore(deps, new DbTenantDirectory(db));
   return {
     db,
     store,
     registry,
+    deps,
+    clock,
     dir,
     async drain() {
-      while ((await runCleanupBatch({ db, backends: registry, log }, 64)) > 0) {
+      const queue = { db, log, clock, owner: 'test' };
+      while ((await runTaskBatch(queue, taskHandlers({ db, backends: registry, log }), 64)) > 0) {
         // keep going until nothing is due
       }
     },

@@ -97,7 +97,7 @@ describe('two instances sharing PostgreSQL', { skip: hasPostgres ? false : 'Post
     await ca.send(new DeleteObjectsCommand({ Bucket: 'data', Delete: { Objects: listed.Contents!.map((c) => ({ Key: c.Key! })) } }));
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const { rows: left } = await a.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM cleanup_jobs`);
+      const { rows: left } = await a.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM tasks WHERE kind = 'delete-copy'`);
       if (left[0]!.n === 0 || Date.now() > deadline) break;
       a.wakeWorkers();
       b.wakeWorkers();

@@ -8,19 +8,30 @@ export interface BackendRow {
   used_bytes: number;
   reserved_bytes: number;
   object_count: number;
+  /** active | read_only | draining | removed (schema 3). */
+  state?: 'active' | 'read_only' | 'draining' | 'removed';
+  source?: string;
+  zone?: string | null;
 }
 
-/** Registers a configured backend or updates its type and quota (counters are never touched here). */
-export function upsertBackend(name: string, type: string, quotaBytes: number): Sql {
+/**
+ * Registers a backend the config file declares, or updates its type, quota and zone, and marks it
+ * config-owned. Counters and state are never touched here (a drain survives a restart).
+ */
+export function upsertConfigBackend(name: string, type: string, quotaBytes: number, zone: string | null): Sql {
   return {
-    text: `INSERT INTO backends (name, type, quota_bytes) VALUES ($1, $2, $3)
-           ON CONFLICT (name) DO UPDATE SET type = EXCLUDED.type, quota_bytes = EXCLUDED.quota_bytes`,
-    values: [name, type, quotaBytes],
+    text: `INSERT INTO backends (name, type, quota_bytes, zone, source) VALUES ($1, $2, $3, $4, 'config')
+           ON CONFLICT (name) DO UPDATE SET type = EXCLUDED.type, quota_bytes = EXCLUDED.quota_bytes, zone = EXCLUDED.zone,
+             source = 'config', updated_at = now()`,
+    values: [name, type, quotaBytes, zone],
   };
 }
 
 export function selectBackends(): Sql {
-  return { text: `SELECT name, type, quota_bytes, used_bytes, reserved_bytes, object_count FROM backends ORDER BY name`, values: [] };
+  return {
+    text: `SELECT name, type, quota_bytes, used_bytes, reserved_bytes, object_count, state, source, zone FROM backends ORDER BY name`,
+    values: [],
+  };
 }
 
 /**
@@ -36,39 +47,8 @@ export function reserve(name: string, size: number): Sql {
   };
 }
 
-/**
- * A write was abandoned: its reservation turns into used bytes that the cleanup job for its physical key
- * releases once the (possibly partial) bytes are gone, so the quota never counts them as free too early.
- */
-export function abandonReservation(name: string, size: number): Sql {
-  return {
-    text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2, used_bytes = used_bytes + $2 WHERE name = $1`,
-    values: [name, size],
-  };
-}
 
 /** Gives back reserved bytes that were never written (a failed or replaced multipart part). */
 export function releaseReservation(name: string, size: number): Sql {
   return { text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2 WHERE name = $1`, values: [name, size] };
-}
-
-/**
- * Settles a multipart upload: its whole reservation is given back and the assembled object's bytes (and,
- * when published, one object) are counted as used.
- */
-export function settleUpload(name: string, reserved: number, size: number, objects: number): Sql {
-  return {
-    text: `UPDATE backends SET reserved_bytes = reserved_bytes - $2, used_bytes = used_bytes + $3,
-             object_count = object_count + $4 WHERE name = $1`,
-    values: [name, reserved, size, objects],
-  };
-}
-
-/** Bytes (and a copy) are gone from a backend. */
-export function releaseUsed(name: string, bytes: number, objects: number): Sql {
-  return {
-    text: `UPDATE backends SET used_bytes = greatest(used_bytes - $2, 0), object_count = greatest(object_count - $3, 0)
-           WHERE name = $1`,
-    values: [name, bytes, objects],
-  };
 }

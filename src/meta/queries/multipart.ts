@@ -11,6 +11,7 @@ export interface UploadRow extends HeaderColumns {
   physical_key: string;
   backend_upload_id: string;
   state: 'active' | 'completing';
+  completing_since: Date | null;
   user_meta: Record<string, string>;
   tags: Record<string, string>;
   checksum_algorithm: string | null;
@@ -29,7 +30,7 @@ export interface PartRow {
   created_at: Date;
 }
 
-export function insertUpload(u: Omit<UploadRow, 'state' | 'reserved_bytes' | 'initiated_at'>): Sql {
+export function insertUpload(u: Omit<UploadRow, 'state' | 'reserved_bytes' | 'initiated_at' | 'completing_since'>): Sql {
   return {
     text: `INSERT INTO multipart_uploads (upload_id, bucket, key, version_id, backend, physical_key, backend_upload_id, state,
              content_type, content_encoding, content_disposition, content_language, cache_control, expires, user_meta, tags,
@@ -52,21 +53,55 @@ export function selectUpload(uploadId: string, bucket: string, key: string, lock
   };
 }
 
-/** Marks an active upload as completing (so abort and a second complete cannot race it). */
-export function beginCompleting(uploadId: string): Sql {
+/** `now()` shifted by the parameter at position `i` (ms): the clock tests can move (core/tasks.ts Clock). */
+const now = (i: number) => `(now() + ($${i}::double precision * interval '1 millisecond'))`;
+
+/**
+ * Marks an upload as completing, so abort and a second Complete cannot race it: an active upload, or one
+ * whose completion went stale (its completer died: no heartbeat for `staleMs`) — that one is taken over.
+ */
+export function beginCompleting(uploadId: string, staleMs: number, skewMs: number): Sql {
   return {
-    text: `UPDATE multipart_uploads SET state = 'completing' WHERE upload_id = $1 AND state = 'active' RETURNING upload_id`,
-    values: [uploadId],
+    text: `UPDATE multipart_uploads SET state = 'completing', completing_since = ${now(3)}
+           WHERE upload_id = $1 AND (state = 'active'
+             OR (state = 'completing' AND completing_since < ${now(3)} - ($2::double precision * interval '1 millisecond')))
+           RETURNING upload_id`,
+    values: [uploadId, staleMs, skewMs],
+  };
+}
+
+/** Keeps a running completion from being taken for stale. */
+export function heartbeatCompleting(uploadId: string, skewMs: number): Sql {
+  return {
+    text: `UPDATE multipart_uploads SET completing_since = ${now(2)} WHERE upload_id = $1 AND state = 'completing' RETURNING upload_id`,
+    values: [uploadId, skewMs],
   };
 }
 
 /** Back to active after a failed completion, so the client can retry or abort. */
 export function endCompleting(uploadId: string): Sql {
-  return { text: `UPDATE multipart_uploads SET state = 'active' WHERE upload_id = $1`, values: [uploadId] };
+  return {
+    text: `UPDATE multipart_uploads SET state = 'active', completing_since = NULL WHERE upload_id = $1 AND state = 'completing'`,
+    values: [uploadId],
+  };
 }
 
-export function deleteUpload(uploadId: string): Sql {
-  return { text: `DELETE FROM multipart_uploads WHERE upload_id = $1`, values: [uploadId] };
+/** Uploads whose completion stalled (no heartbeat for `staleMs`): their completer died. Claimed for roll-back. */
+export function selectStuckCompletions(staleMs: number, limit: number, skewMs: number): Sql {
+  return {
+    text: `SELECT upload_id FROM multipart_uploads
+           WHERE state = 'completing' AND completing_since < ${now(3)} - ($1::double precision * interval '1 millisecond')
+           ORDER BY completing_since LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    values: [staleMs, limit, skewMs],
+  };
+}
+
+/** The live version a completed upload produced (a repeated Complete answers with it). */
+export function selectCompletedVersion(bucket: string, key: string, uploadId: string): Sql {
+  return {
+    text: `SELECT version_id FROM object_versions WHERE bucket = $1 AND key = $2 AND upload_id = $3 AND state = 'live'`,
+    values: [bucket, key, uploadId],
+  };
 }
 
 /** Adds (or, with a negative delta, releases) bytes reserved by an upload's parts. */
@@ -116,20 +151,11 @@ export function selectUploadsPage(bucket: string, prefix: string, afterKey: stri
 }
 
 /** Active uploads started before `olderThanMs` ago (abandoned), claimed for abort. */
-export function selectAbandoned(olderThanMs: number, limit: number): Sql {
+export function selectAbandoned(olderThanMs: number, limit: number, skewMs: number): Sql {
   return {
-    text: `SELECT * FROM multipart_uploads
-           WHERE state = 'active' AND initiated_at < now() - ($1::double precision * interval '1 millisecond')
+    text: `SELECT upload_id FROM multipart_uploads
+           WHERE state = 'active' AND initiated_at < ${now(3)} - ($1::double precision * interval '1 millisecond')
            ORDER BY initiated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    values: [olderThanMs, limit],
-  };
-}
-
-/** Queues the abort of a native upload and the deletion of its physical key, in the caller's transaction. */
-export function enqueueAbortUpload(u: { backend: string; physicalKey: string; backendUploadId: string; releaseBytes: number; reason: string; delayMs?: number }): Sql {
-  return {
-    text: `INSERT INTO cleanup_jobs (backend, physical_key, upload_id, release_bytes, release_objects, reason, run_after)
-           VALUES ($1, $2, $3, $4, 0, $5, now() + ($6::double precision * interval '1 millisecond'))`,
-    values: [u.backend, u.physicalKey, u.backendUploadId, u.releaseBytes, u.reason, u.delayMs ?? 0],
+    values: [olderThanMs, limit, skewMs],
   };
 }

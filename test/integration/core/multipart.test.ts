@@ -3,12 +3,11 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { abortAbandonedUploads } from '../../../src/core/cleanup.js';
+import { abortAbandonedUploads } from '../../../src/core/sweepers.js';
 import { CoreError } from '../../../src/core/errors.js';
 import { checksumBase64 } from '../../../src/core/hashing.js';
 import { CoreMultipartStore, MIN_PART_SIZE } from '../../../src/core/multipart.js';
 import type { UploadPartInput } from '../../../src/core/types.js';
-import { createLogger } from '../../../src/log.js';
 import { coreFixture, putInput, readAll, type CoreFixture } from '../../harness/core.js';
 import { engines } from '../../harness/db.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
@@ -45,7 +44,7 @@ for (const engine of await engines()) {
             : { type: 'fs' as const, name: 'only', path: path.join(dir, 'only'), quotaBytes: 24 * MiB },
         ]);
         mp = new CoreMultipartStore(
-          { db: f.db, backends: f.registry, strategy: 'pack', cleanupDelayMs: 0, heartbeatMs: 60_000, log: createLogger({}, 'error') },
+          f.deps,
           f.store,
         );
       });
@@ -152,7 +151,7 @@ for (const engine of await engines()) {
         assert.equal(await abortAbandonedUploads(f.db, 7 * 24 * 3600_000), 1);
         await f.drain();
         await assert.rejects(mp.listParts('data', 'old', up.uploadId, { maxParts: 10 }), rejectsWith('NoSuchUpload'));
-        const { rows } = await f.db.query(`SELECT count(*)::int8 AS n FROM cleanup_jobs`);
+        const { rows } = await f.db.query(`SELECT count(*)::int8 AS n FROM tasks WHERE kind = 'delete-copy'`);
         assert.equal((rows[0] as { n: number }).n, 0);
         assert.equal((await f.backendRow('only')).reserved_bytes, 0);
       });

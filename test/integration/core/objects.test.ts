@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { CoreError } from '../../../src/core/errors.js';
-import { abortStaleWrites } from '../../../src/core/cleanup.js';
+import { abortStaleWrites } from '../../../src/core/sweepers.js';
 import { coreFixture, putInput, readAll, type CoreFixture } from '../../harness/core.js';
 import { engines } from '../../harness/db.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
@@ -206,7 +206,7 @@ for (const engine of await engines()) {
 describe('failover', () => {
   test('a backend that refuses connections is skipped before any byte is acknowledged', async () => {
     const s3 = await startS3rver();
-    const f = await coreFixture('pglite', (dir) => [
+    const f = await coreFixture('embedded', (dir) => [
       { ...s3BackendConfig({ endpoint: 'http://127.0.0.1:1', bucket: 'test' }, 'dead'), quotaBytes: 0 },
       { type: 'fs', name: 'alive', path: path.join(dir, 'alive'), quotaBytes: 0 },
     ]);

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { openPglite } from '../../../src/meta/engine-pglite.js';
+import pg from 'pg';
 import { LATEST_SCHEMA_VERSION, migrate } from '../../../src/meta/migrate.js';
 import { openDatabase } from '../../../src/meta/open.js';
 import { engines, freshDatabase } from '../../harness/db.js';
 
-const TABLES = ['backends', 'bucket_grants', 'buckets', 'cleanup_jobs', 'credentials', 'multipart_parts', 'multipart_uploads', 'object_copies', 'object_versions', 'schema_version', 'settings'];
+const TABLES = ['backends', 'bucket_grants', 'bucket_stat_deltas', 'bucket_stats', 'buckets', 'credentials', 'multipart_parts', 'multipart_uploads', 'object_copies', 'object_versions', 'schema_version', 'settings', 'tasks'];
 
 for (const engine of await engines()) {
   describe(`migrations on ${engine}`, () => {
@@ -64,37 +62,32 @@ describe('migrations under concurrency', () => {
       await tdb.drop();
     }
   });
-
-  test('a second process cannot open the same embedded data directory', async () => {
-    const tdb = await freshDatabase('pglite');
-    const child = fork(fileURLToPath(new URL('../../harness/hold-pglite.ts', import.meta.url)), [tdb.config.path], {
-      execArgv: ['--import', 'tsx'],
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.once('message', () => resolve());
-        child.once('exit', (code) => reject(new Error(`holder exited with ${code}`)));
-      });
-      await assert.rejects(openPglite(tdb.config.path), new RegExp(`in use by another s3-orchestrator process \\(pid ${child.pid}\\)`));
-    } finally {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      await tdb.drop();
-    }
-  });
 });
 
-describe('embedded directory lock within one process', () => {
-  test('a second open of the same directory in this process is refused, and works after close', async () => {
-    const tdb = await freshDatabase('pglite');
+describe('migrations and the session timeouts', () => {
+  test('a migration waits for another instance past lock_timeout instead of failing', async () => {
+    const tdb = await freshDatabase();
+    const url = tdb.config.url!;
+    const other = new pg.Client({ connectionString: url });
+    await other.connect();
     try {
-      const first = await openPglite(tdb.config.path);
-      await assert.rejects(openPglite(tdb.config.path), /already open in this process/);
-      await first.close();
-      const again = await openPglite(tdb.config.path);
-      await again.close();
+      // What a migrating instance holds: the per-schema advisory lock.
+      await other.query(`SELECT pg_advisory_lock(hashtextextended('s3o:migrate:' || $1, 0))`, [tdb.config.schema]);
+      const opening = openDatabase({ ...tdb.config, lockTimeoutMs: 50, statementTimeoutMs: 100 });
+      let settled = false;
+      void opening.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(settled, false, 'still waiting for the lock after several lock and statement timeouts');
+      await other.query(`SELECT pg_advisory_unlock_all()`);
+      const { db, schemaVersion } = await opening;
+      assert.equal(schemaVersion, LATEST_SCHEMA_VERSION);
+      assert.equal((await db.query<{ lock_timeout: string }>('SHOW lock_timeout')).rows[0]!.lock_timeout, '50ms', 'normal statements keep the timeout');
+      await db.close();
     } finally {
+      await other.end();
       await tdb.drop();
     }
   });

@@ -104,7 +104,7 @@ for (const kind of ['fs', 's3rver'] as const) {
     async function settled(before: Awaited<ReturnType<typeof backendCounters>>) {
       await eventually('the aborted write is cleaned up and its quota released', async () => {
         t.orch.wakeWorkers();
-        const { rows } = await t.orch.db.query<{ n: number }>('SELECT count(*)::int AS n FROM cleanup_jobs');
+        const { rows } = await t.orch.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tasks WHERE kind = 'delete-copy'");
         const c = await backendCounters(t);
         return (await pendingWrites(t)) === 0 && Number(rows[0]!.n) === 0 && JSON.stringify(c) === JSON.stringify(before);
       });

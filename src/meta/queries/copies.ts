@@ -1,0 +1,199 @@
+import type { Sql } from '../db.js';
+import { PUBLISH_COLUMNS, VERSION_RETURNING, publishValues, type PublishFields } from './objects.js';
+
+/**
+ * The statements that change physical copies (object_copies), the quota counters that follow them and the
+ * delete-copy tasks they imply. Only src/core/copies.ts may use this module (the layering test checks it):
+ * that is what makes the quota ledger provable — every change of a counter is one of these statements.
+ *
+ * Ledger, per backend:  used_bytes   = Σ live copies' size + Σ releaseBytes of queued delete-copy tasks
+ *                        object_count = Σ live copies       + Σ releaseObjects of those tasks
+ *                        reserved     = Σ pending copies' size + Σ multipart uploads' reserved_bytes
+ */
+
+/** A delete-copy task's payload, as a SQL expression over columns backend, physical_key, bytes, objects. */
+function deletePayload(bytes: string, objects: string, reason: string, uploadId = 'NULL::text'): string {
+  return `jsonb_strip_nulls(jsonb_build_object('backend', backend, 'physicalKey', physical_key, 'uploadId', ${uploadId},
+            'releaseBytes', ${bytes}, 'releaseObjects', ${objects}, 'reason', (${reason})::text))`;
+}
+
+const DELAY = (i: number) => `now() + ($${i}::double precision * interval '1 millisecond')`;
+
+/**
+ * Stages a write in ONE statement: reserves `size` bytes on `backend` if it is active and they fit under its
+ * quota (the UPDATE's row lock serialises concurrent reservations, so a quota cannot be overshot) and, only
+ * then, inserts the pending version and its pending copy. Returns one row on success.
+ */
+export function stageWrite(v: { versionId: string; bucket: string; key: string; size: number; backend: string; physicalKey: string }): Sql {
+  return {
+    text: `WITH r AS (UPDATE backends SET reserved_bytes = reserved_bytes + $4
+                      WHERE name = $5 AND state = 'active'
+                        AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
+                      RETURNING name),
+                v AS (INSERT INTO object_versions (version_id, bucket, key, state, size)
+                      SELECT $1, $2, $3, 'pending', $4 FROM r RETURNING version_id),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT version_id, $5, $6, $4, 'pending' FROM v RETURNING version_id)
+           SELECT version_id FROM c`,
+    values: [v.versionId, v.bucket, v.key, v.size, v.backend, v.physicalKey],
+  };
+}
+
+/**
+ * Publishes a staged write in ONE statement: the pending version becomes live, its copies become live, each
+ * copy's reservation becomes used bytes and one object, and the bucket's counters get a delta. Returns the
+ * published row (none when the version is no longer pending: the janitor took it).
+ */
+export function publishWrite(versionId: string, v: PublishFields): Sql {
+  return {
+    text: `WITH v AS (UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
+                        ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16), created_at = now()
+                      WHERE version_id = $1 AND state = 'pending'
+                      RETURNING ${VERSION_RETURNING}),
+                c AS (UPDATE object_copies SET state = 'live'
+                      WHERE version_id IN (SELECT version_id FROM v) AND state = 'pending' RETURNING backend, size),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - c.size,
+                        used_bytes = backends.used_bytes + c.size, object_count = backends.object_count + 1
+                      FROM c WHERE backends.name = c.backend RETURNING 1),
+                s AS (INSERT INTO bucket_stat_deltas (bucket, objects, bytes) SELECT bucket, 1, size FROM v RETURNING 1)
+           SELECT v.*, (SELECT count(*) FROM b)::int8 AS settled, (SELECT count(*) FROM s)::int8 AS counted FROM v`,
+    values: [versionId, ...publishValues(v)],
+  };
+}
+
+/**
+ * Drops a version ONLY while it is pending (an abort never touches a committed version, whatever the
+ * caller believes) and returns the copies it had; their reservations become used bytes and a delete-copy
+ * task is queued for each, in the same statement.
+ */
+export function dropPending(versionId: string, reason: string): Sql {
+  return {
+    text: `WITH c AS (SELECT backend, physical_key, size FROM object_copies WHERE version_id = $1),
+                d AS (DELETE FROM object_versions WHERE version_id = $1 AND state = 'pending' RETURNING version_id),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.size, used_bytes = backends.used_bytes + x.size
+                      FROM (SELECT backend, sum(size) AS size FROM c, d GROUP BY backend) x WHERE backends.name = x.backend RETURNING 1),
+                t AS (INSERT INTO tasks (kind, payload)
+                      SELECT 'delete-copy', ${deletePayload('size', '0', '$2')} FROM c, d RETURNING 1)
+           SELECT c.backend, c.physical_key, c.size FROM c, d`,
+    values: [versionId, reason],
+  };
+}
+
+/** The state of a version ('pending' | 'live'), no row when it does not exist. */
+export function versionState(versionId: string): Sql {
+  return { text: `SELECT state FROM object_versions WHERE version_id = $1`, values: [versionId] };
+}
+
+/** A live version by id. */
+export function selectLiveVersion(versionId: string): Sql {
+  return { text: `SELECT ${VERSION_RETURNING} FROM object_versions WHERE version_id = $1 AND state = 'live'`, values: [versionId] };
+}
+
+/**
+ * Queues the deletion of a physical key that no ledger entry counts (bytes a writer may have stored after
+ * its write was taken for abandoned and already queued for deletion): releases nothing.
+ */
+export function queueUncountedDelete(backend: string, physicalKey: string, reason: string, delayMs: number, uploadId?: string): Sql {
+  return {
+    text: `INSERT INTO tasks (kind, payload, run_after)
+           SELECT 'delete-copy', ${deletePayload('0', '0', '$3', '$5::text')}, ${DELAY(4)}
+           FROM (SELECT $1::text AS backend, $2::text AS physical_key) k`,
+    values: [backend, physicalKey, reason, delayMs, uploadId ?? null],
+  };
+}
+
+/**
+ * Retires the live versions of `keys` (delete or overwrite) and, in the same statement, queues a
+ * delete-copy task for every copy they had (the outbox) and records the bucket delta. The copies' bytes and
+ * objects stay counted until the task has deleted them. Returns the keys that had a live version. Callers
+ * hold the keys' advisory locks.
+ */
+export function retireLive(bucket: string, keys: readonly string[], reason: string, delayMs: number): Sql {
+  return {
+    text: `WITH v AS (SELECT version_id, key, size FROM object_versions
+                      WHERE bucket = $1 AND key = ANY($2::text[]) AND state = 'live' FOR UPDATE),
+                c AS (SELECT backend, physical_key, size FROM object_copies WHERE version_id IN (SELECT version_id FROM v)),
+                d AS (DELETE FROM object_versions WHERE version_id IN (SELECT version_id FROM v) RETURNING key, size),
+                t AS (INSERT INTO tasks (kind, payload, run_after)
+                      SELECT 'delete-copy', ${deletePayload('size', '1', '$3')}, ${DELAY(4)} FROM c RETURNING 1),
+                s AS (INSERT INTO bucket_stat_deltas (bucket, objects, bytes)
+                      SELECT $1, -count(*), -coalesce(sum(size), 0) FROM d HAVING count(*) > 0 RETURNING 1)
+           SELECT key, (SELECT count(*) FROM t)::int8 AS jobs, (SELECT count(*) FROM s)::int8 AS counted FROM d`,
+    values: [bucket, keys, reason, delayMs],
+  };
+}
+
+/**
+ * Publishes an object assembled by a backend (multipart completion) in ONE statement: the live version,
+ * its live copy, the upload's reservation settled into used bytes and one object, the bucket delta, and
+ * the upload row removed. Returns the version row (none if the upload was no longer completing).
+ */
+export function publishAssembled(
+  id: { versionId: string; bucket: string; key: string; size: number; uploadId: string; backend: string; physicalKey: string },
+  v: PublishFields,
+): Sql {
+  return {
+    text: `WITH u AS (DELETE FROM multipart_uploads WHERE upload_id = $20 AND state = 'completing' RETURNING reserved_bytes),
+                v AS (INSERT INTO object_versions (version_id, bucket, key, state, size, upload_id, ${PUBLISH_COLUMNS})
+                      SELECT $1, $2, $3, 'live', $4, $20, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM u
+                      RETURNING ${VERSION_RETURNING}),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT version_id, $21, $22, $4, 'live' FROM v RETURNING 1),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - u.reserved_bytes,
+                        used_bytes = backends.used_bytes + $4, object_count = backends.object_count + 1
+                      FROM u WHERE backends.name = $21 RETURNING 1),
+                s AS (INSERT INTO bucket_stat_deltas (bucket, objects, bytes) SELECT bucket, 1, size FROM v RETURNING 1)
+           SELECT v.*, (SELECT count(*) FROM c)::int8 AS copies, (SELECT count(*) FROM b)::int8 AS settled,
+                  (SELECT count(*) FROM s)::int8 AS counted FROM v`,
+    values: [id.versionId, id.bucket, id.key, id.size, ...publishValues(v), id.uploadId, id.backend, id.physicalKey],
+  };
+}
+
+/**
+ * Drops a multipart upload (abort, abandoned, failed or stale completion): its reservation becomes used
+ * bytes, released by the delete-copy task that aborts the native upload and deletes the (possibly
+ * assembled) physical key. `states` limits which uploads may be dropped. Returns the dropped row.
+ */
+export function dropUpload(uploadId: string, states: readonly string[], reason: string, extraBytes = 0): Sql {
+  return {
+    text: `WITH u AS (DELETE FROM multipart_uploads WHERE upload_id = $1 AND state = ANY($2::text[])
+                      RETURNING backend, physical_key, backend_upload_id, reserved_bytes),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - u.reserved_bytes,
+                        used_bytes = backends.used_bytes + u.reserved_bytes + $4 FROM u WHERE backends.name = u.backend RETURNING 1),
+                t AS (INSERT INTO tasks (kind, payload)
+                      SELECT 'delete-copy', ${deletePayload('reserved_bytes + $4', '0', '$3', 'backend_upload_id')} FROM u RETURNING 1)
+           SELECT backend, physical_key, reserved_bytes FROM u`,
+    values: [uploadId, states, reason, extraBytes],
+  };
+}
+
+/**
+ * A delete-copy task is done: releases its bytes and objects. No clamping: a counter that would go
+ * negative violates the CHECK constraint and fails loudly (the ledger would be wrong).
+ */
+export function releaseDeleted(backend: string, bytes: number, objects: number): Sql {
+  return {
+    text: `UPDATE backends SET used_bytes = used_bytes - $2, object_count = object_count - $3, updated_at = now() WHERE name = $1`,
+    values: [backend, bytes, objects],
+  };
+}
+
+/** True when some copy row still points at this physical key (then it must not be deleted). */
+export function physicalKeyReferenced(backend: string, physicalKey: string): Sql {
+  return { text: `SELECT 1 FROM object_copies WHERE backend = $1 AND physical_key = $2`, values: [backend, physicalKey] };
+}
+
+/** Folds the bucket deltas into bucket_stats in one statement. */
+export function foldBucketDeltas(limit: number): Sql {
+  return {
+    text: `WITH d AS (DELETE FROM bucket_stat_deltas WHERE id IN (SELECT id FROM bucket_stat_deltas ORDER BY id LIMIT $1)
+                      RETURNING bucket, objects, bytes),
+                g AS (SELECT bucket, sum(objects)::int8 AS objects, sum(bytes)::int8 AS bytes FROM d GROUP BY bucket)
+           INSERT INTO bucket_stats (bucket, object_count, total_bytes)
+           SELECT g.bucket, g.objects, g.bytes FROM g JOIN buckets b ON b.name = g.bucket
+           ON CONFLICT (bucket) DO UPDATE SET object_count = bucket_stats.object_count + EXCLUDED.object_count,
+             total_bytes = bucket_stats.total_bytes + EXCLUDED.total_bytes
+           RETURNING bucket`,
+    values: [limit],
+  };
+}
