@@ -13,7 +13,7 @@
  *   --iterations N        sequential transfers per large-object figure (default 3), [BENCH_ITERATIONS]
  *                         alternating sides
  *   --rss-size SIZE       object size of the memory probe, 0 = skip (default 1GiB)  [BENCH_RSS_SIZE]
- *   --db pglite|postgres  the orchestrator's metadata store (default pglite)       [BENCH_DB]
+ *   --db embedded|postgres  the orchestrator's metadata store (default embedded)   [BENCH_DB]
  *   --cpu-prof DIR        write a V8 CPU profile of the orchestrator process to DIR [BENCH_CPU_PROF]
  *   --only LIST           run only these sections: throughput, memory, multipart   [BENCH_ONLY]
  *                         (default all three)
@@ -53,7 +53,7 @@ interface Options {
   iterations: number;
   rounds: number;
   rssSize: number;
-  db: 'pglite' | 'postgres';
+  db: 'embedded' | 'postgres';
   cpuProf?: string;
   only: ReadonlySet<Section>;
   multipart: MultipartOptions;
@@ -114,8 +114,8 @@ function options(): Options {
     shape: { partSize, parallel: Math.floor(positive('part-concurrency', values['part-concurrency'] ?? env.BENCH_PART_CONCURRENCY, 4)) },
     iterations: Math.floor(positive('multipart-iterations', values['multipart-iterations'] ?? env.BENCH_MULTIPART_ITERATIONS, quick ? 1 : 2)),
   };
-  const db = values.db ?? env.BENCH_DB ?? 'pglite';
-  if (db !== 'pglite' && db !== 'postgres') throw new Error(`--db must be pglite or postgres, got ${JSON.stringify(db)}`);
+  const db = values.db ?? env.BENCH_DB ?? 'embedded';
+  if (db !== 'embedded' && db !== 'postgres') throw new Error(`--db must be embedded or postgres, got ${JSON.stringify(db)}`);
   const cpuProf = values['cpu-prof'] ?? env.BENCH_CPU_PROF;
   return {
     quick,

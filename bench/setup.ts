@@ -1,7 +1,7 @@
 /**
  * The benchmark's servers: one s3rver the client talks to directly, a second s3rver of the same kind as the
  * orchestrator's only backend, and the orchestrator itself in a child process (bench/orchestrator-child.ts)
- * with embedded PGlite (or a PostgreSQL schema) in a temp directory.
+ * with a schema on an embedded PostgreSQL started by the harness (or on the machine's PostgreSQL).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
@@ -47,7 +47,7 @@ export interface BenchEnv {
 
 /** Options of {@link startBenchEnv}. */
 export interface BenchEnvOptions {
-  db: 'pglite' | 'postgres';
+  db: 'embedded' | 'postgres';
   /** Directory for `--cpu-prof` output of the child; no profiling when undefined. */
   cpuProfDir?: string;
 }

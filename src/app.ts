@@ -51,7 +51,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   const log = opts.log ?? createLogger();
   const metrics = createMetrics();
   const instanceId = randomUUID();
-  const { db, schemaVersion } = await openDatabase(config.database);
+  const { db, schemaVersion } = await openDatabase(config.database, { log, zeroConfig: config.demo });
   const closers: Array<() => Promise<void>> = [() => db.close()];
   const stopAll = async () => {
     for (const c of closers.reverse()) await c().catch((err: unknown) => log.error('shutdown step failed', { err }));

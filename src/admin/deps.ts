@@ -8,7 +8,7 @@ export interface InstanceStatus {
   version: string;
   /** When the process started serving. */
   startedAt: Date;
-  /** `pglite` or `postgres`. */
+  /** `embedded` or `postgres`. */
   dbEngine: string;
   /** Migration version the database is at. */
   schemaVersion: number;

@@ -11,7 +11,7 @@ import {
   type LocateObjectRequest,
   type LocateObjectResponseSchema,
 } from '../../gen/s3o/admin/v1/admin_pb.js';
-import { CoreError, type CoreErrorCode } from '../core/errors.js';
+import { CoreError, isDbUnavailable, type CoreErrorCode } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminDeps } from './deps.js';
 
@@ -30,6 +30,10 @@ const CORE_TO_CONNECT: Partial<Record<CoreErrorCode, Code>> = {
  */
 export function toConnectError(err: unknown, log: Logger, method: string): ConnectError {
   if (err instanceof ConnectError && err.code !== Code.Internal && err.code !== Code.Unknown) return err;
+  if (isDbUnavailable(err)) {
+    log.warn('admin rpc failed: metadata database unavailable', { method, err });
+    return new ConnectError('the metadata database is unavailable; retry later', Code.Unavailable);
+  }
   if (err instanceof CoreError) {
     const code = CORE_TO_CONNECT[err.code];
     if (code !== undefined) return new ConnectError(err.message, code);

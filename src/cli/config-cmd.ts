@@ -76,7 +76,7 @@ function hostPort(host: string, port: number): string {
 }
 
 function describeDatabase(db: Config['database']): string {
-  if (!db.url) return `embedded PGlite in ${db.path}`;
+  if (!db.url) return `embedded PostgreSQL in ${db.path}`;
   const u = new URL(db.url);
   const name = u.pathname.replace(/^\//, '') || '(default database)';
   return `PostgreSQL ${u.host || '(default host)'}/${name}, schema ${db.schema}`;

@@ -74,7 +74,7 @@ async function serve(args: string[]): Promise<number> {
     `s3-orchestrator is running`,
     `  S3 endpoint   http://${displayHost(s3.host)}:${orch.s3Port}  (region ${s3.region})`,
     `  admin API     http://${displayHost(admin.host)}:${orch.adminPort}  (/healthz /readyz /metrics)`,
-    `  metadata      ${config.database.url ? 'PostgreSQL' : `embedded PGlite at ${config.database.path}`}`,
+    `  metadata      ${config.database.url ? 'PostgreSQL' : `embedded PostgreSQL in ${config.database.path}`}`,
     `  backends      ${config.backends.map((b) => `${b.name} (${b.type})`).join(', ')}`,
   ];
   if (orch.demo) {

@@ -13,8 +13,12 @@ export const DEFAULTS = {
   idleTimeoutMs: 60_000,
   adminHost: '127.0.0.1',
   adminPort: 9001,
-  databasePath: './data/meta',
+  databasePath: './data/pg',
   databaseSchema: 'public',
+  databasePoolSize: 20,
+  statementTimeoutMs: 30_000,
+  lockTimeoutMs: 10_000,
+  connectTimeoutMs: 10_000,
   placement: 'pack',
   backendRegion: 'us-east-1',
   cleanupIntervalMs: 1_000,
@@ -33,7 +37,7 @@ export function deepFreeze<T>(value: T): T {
 }
 
 /**
- * The configuration used when no file is given: embedded PGlite under `<dataDir>/meta`, two local
+ * The configuration used when no file is given: the embedded PostgreSQL in `<dataDir>/pg`, two local
  * directory backends `local1` and `local2` under `<dataDir>/backends/`, no quotas, no configured
  * buckets, default listeners, and `demo: true` (the demo bucket and its keys live in the database).
  * Paths are resolved against the current directory.
@@ -51,7 +55,14 @@ export function zeroConfig(dataDir = './data'): Config {
       },
       admin: { host: DEFAULTS.adminHost, port: DEFAULTS.adminPort },
     },
-    database: { path: path.join(root, 'meta'), schema: DEFAULTS.databaseSchema },
+    database: {
+      path: path.join(root, 'pg'),
+      schema: DEFAULTS.databaseSchema,
+      poolSize: DEFAULTS.databasePoolSize,
+      statementTimeoutMs: DEFAULTS.statementTimeoutMs,
+      lockTimeoutMs: DEFAULTS.lockTimeoutMs,
+      connectTimeoutMs: DEFAULTS.connectTimeoutMs,
+    },
     placement: { strategy: DEFAULTS.placement },
     backends: ['local1', 'local2'].map((name) => ({
       name,

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import YAML from 'yaml';
-import { Checker, keyPath, type ConfigProblem, type Env } from './check.js';
+import { Checker, describe, keyPath, type ConfigProblem, type Env } from './check.js';
 import { DEFAULTS, deepFreeze } from './defaults.js';
 import type { BackendConfig, BucketConfig, Config } from './types.js';
 
@@ -197,8 +197,12 @@ function readDomains(c: Checker, v: unknown, at: string): string[] {
   return out;
 }
 
+const DATABASE_KEYS = ['url', 'path', 'schema', 'pool_size', 'statement_timeout', 'lock_timeout', 'connect_timeout'];
+/** PostgreSQL takes timeouts in ms as a 32-bit int. */
+const MAX_PG_TIMEOUT_MS = 2_147_483_647;
+
 function readDatabase(c: Checker, v: unknown, cwd: string): Config['database'] {
-  const db = c.mapping(v, 'database', ['url', 'path', 'schema']) ?? {};
+  const db = c.mapping(v, 'database', DATABASE_KEYS) ?? {};
   // An empty url means "not set", so `url: ${DATABASE_URL:-}` makes PostgreSQL optional.
   const url = c.string(db.url, 'database.url') || undefined;
   if (url !== undefined) {
@@ -218,7 +222,38 @@ function readDatabase(c: Checker, v: unknown, cwd: string): Config['database'] {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     c.problem('database.schema', `must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63), got ${JSON.stringify(schema)}`);
   }
-  return { ...(url !== undefined ? { url } : {}), path: path.resolve(cwd, dbPath), schema };
+  const timeout = (key: string, fallback: number, zeroAllowed: boolean): number => {
+    const at = keyPath('database', key);
+    const ms = c.duration(db[key], at);
+    if (ms === undefined) return fallback;
+    if (ms === 0 && !zeroAllowed) c.problem(at, 'must be greater than 0');
+    else if (ms > MAX_PG_TIMEOUT_MS) c.problem(at, `must be at most 24d (PostgreSQL's limit), got ${JSON.stringify(db[key])}`);
+    return ms;
+  };
+  return {
+    ...(url !== undefined ? { url } : {}),
+    path: path.resolve(cwd, dbPath),
+    schema,
+    poolSize: readPoolSize(c, db.pool_size),
+    // 0 = no timeout, as in PostgreSQL.
+    statementTimeoutMs: timeout('statement_timeout', DEFAULTS.statementTimeoutMs, true),
+    lockTimeoutMs: timeout('lock_timeout', DEFAULTS.lockTimeoutMs, true),
+    connectTimeoutMs: timeout('connect_timeout', DEFAULTS.connectTimeoutMs, false),
+  };
+}
+
+/** `database.pool_size`: a whole number 1..1000 (a string from the environment is accepted). */
+function readPoolSize(c: Checker, v: unknown): number {
+  const at = 'database.pool_size';
+  if (v === undefined) return DEFAULTS.databasePoolSize;
+  const value = typeof v === 'string' ? c.expand(v, at) : v;
+  if (value === undefined) return DEFAULTS.databasePoolSize;
+  const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1000) {
+    c.problem(at, `must be a whole number from 1 to 1000, got ${describe(v)}`);
+    return DEFAULTS.databasePoolSize;
+  }
+  return n;
 }
 
 function readPlacement(c: Checker, v: unknown): Config['placement'] {

@@ -30,12 +30,20 @@ export interface AdminServerConfig {
 
 /** `database`. */
 export interface DatabaseConfig {
-  /** `postgres://` URL; undefined → embedded PGlite at `path`. */
+  /** `postgres://` URL; undefined → the embedded PostgreSQL server in `path`. */
   url?: string;
-  /** Embedded data directory (default `./data/meta`). */
+  /** Directory of the embedded PostgreSQL (default `./data/pg`): its cluster, password, lock and log. */
   path: string;
-  /** Schema to use on PostgreSQL (default `public`; tests use one schema each). */
+  /** Schema to use (default `public`; tests use one schema each). */
   schema: string;
+  /** Most connections the pool opens at once (default 20). */
+  poolSize: number;
+  /** PostgreSQL statement_timeout for every statement, ms; 0 = none (default 30 s). */
+  statementTimeoutMs: number;
+  /** PostgreSQL lock_timeout, ms; 0 = none (default 10 s). */
+  lockTimeoutMs: number;
+  /** Longest wait for a connection (connecting, or for a free pooled one), ms (default 10 s). */
+  connectTimeoutMs: number;
 }
 
 /** `placement`. */

@@ -18,12 +18,41 @@ export interface Sql {
 }
 
 /**
- * The metadata database: PGlite in-process, or a PostgreSQL pool. Same SQL on both.
- * int8 columns come back as JS numbers on both engines (sizes stay far below 2^53).
+ * The metadata database: always PostgreSQL through a connection pool, either a server the orchestrator
+ * runs itself (`embedded`, engine-embedded.ts) or one given by `database.url` (`postgres`). Same SQL on
+ * both. int8 columns come back as JS numbers (sizes stay far below 2^53).
  */
 export interface Db extends Queryable {
-  readonly engine: 'pglite' | 'postgres';
+  readonly engine: 'embedded' | 'postgres';
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/**
+ * The database cannot be reached (connection refused, reset or timed out, the server shutting down or
+ * starting up): a transient condition, answered as 503 ServiceUnavailable (S3) and `unavailable` (admin),
+ * never 500. The engine throws it for every connection-level failure; `cause` holds the driver's error.
+ * The pool reconnects by itself, so requests succeed again once the server is back.
+ */
+export class DbUnavailableError extends Error {
+  /**
+   * True when the connection failed while COMMIT was in flight: the server may or may not have
+   * committed, so the caller must find out (re-read) before it acts on either outcome.
+   */
+  readonly commitOutcomeUnknown: boolean;
+
+  constructor(message: string, opts: { cause?: unknown; commitOutcomeUnknown?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'DbUnavailableError';
+    this.commitOutcomeUnknown = opts.commitOutcomeUnknown ?? false;
+  }
+}
+
+/** Whether `err` (or an error in its `cause` chain) is a {@link DbUnavailableError}. */
+export function isDbUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof DbUnavailableError) return true;
+  }
+  return false;
 }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { CoreError } from '../core/errors.js';
+import { CoreError, isDbUnavailable } from '../core/errors.js';
 import { S3Error, type S3ErrorCode } from './errors.js';
 import { el } from './xml.js';
 
@@ -64,10 +64,12 @@ export function errorResult(err: S3Error, requestId: string, resource: string, h
 /**
  * Maps anything thrown below the S3 layer to the S3Error the client sees: S3Errors pass through,
  * CoreErrors become the S3 error of the same name (the assignment below fails to compile if core
- * gains a code S3 does not have), everything else is InternalError with the cause kept for the log.
+ * gains a code S3 does not have), an unreachable metadata database is 503 ServiceUnavailable (transient:
+ * clients retry), everything else is InternalError with the cause kept for the log.
  */
 export function toClientError(err: unknown, context: { bucket?: string; key?: string } = {}): S3Error {
   if (err instanceof S3Error) return err;
+  if (isDbUnavailable(err)) return new S3Error('ServiceUnavailable', 'The metadata database is unavailable. Please retry the request.', {}, { cause: err });
   if (err instanceof CoreError) {
     const code: S3ErrorCode = err.code;
     const fields: Record<string, string> = {};

@@ -17,7 +17,8 @@ export const OTHER_CREDS = { accessKeyId: 'AKIATESTORCHESTRATOR2', secretAccessK
 export const BOTH_CREDS = { accessKeyId: 'AKIATESTORCHESTRATOR3', secretAccessKey: 'both-secret-key-0123456789abcdef' } as const;
 
 export interface TestOrchestratorOptions {
-  engine?: 'pglite' | 'postgres';
+  /** Where the test's schema lives (default: the machine's PostgreSQL; see harness/db.ts). */
+  engine?: 'embedded' | 'postgres';
   /** s3rver-backed backends `s3-1`..`s3-n` (default 2). */
   s3rvers?: number;
   /** fs backends `fs-1`..`fs-n` (default 1). */
@@ -59,7 +60,7 @@ export function clientFor(endpoint: string, creds: { accessKeyId: string; secret
 
 export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}): Promise<TestOrchestrator> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 's3o-test-'));
-  const db = await freshDatabase(opts.engine ?? 'pglite');
+  const db = await freshDatabase(opts.engine);
   const servers = await Promise.all(Array.from({ length: opts.s3rvers ?? 2 }, () => startS3rver()));
   const quota = (name: string) => opts.quotas?.[name] ?? 0;
   const generated: BackendConfig[] = [

@@ -79,7 +79,7 @@ describe('admin end to end', () => {
     assert.ok(data.accessKeyIds.includes('AKIATESTORCHESTRATOR1'));
     assert.doesNotMatch(JSON.stringify(b, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)), /secret/i, 'no secrets');
     const s = await admin.getStatus({}, auth);
-    assert.equal(s.databaseEngine, 'pglite');
+    assert.equal(s.databaseEngine, t.orch.db.engine);
     assert.equal(s.backendCount, 2);
     assert.equal(s.healthyBackendCount, 2);
     assert.equal(s.objectCount, 3n);

@@ -28,7 +28,7 @@ test('status_prints_fields', async () => {
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^version +0\.1\.0-test$/m);
   assert.match(r.out, /^instance +inst-42$/m);
-  assert.match(r.out, /^database +pglite \(schema 3\)$/m);
+  assert.match(r.out, /^database +embedded \(schema 3\)$/m);
   assert.match(r.out, /^backends +2 \(1 healthy\)$/m);
   assert.match(r.out, /^objects +15 \(7\.0 GiB\)$/m);
   assert.match(r.out, /^uptime +\d+d \d+h \d+m \d+s$/m);

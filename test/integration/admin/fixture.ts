@@ -50,7 +50,7 @@ export function fixtureDeps(token?: string): { deps: AdminDeps; state: FixtureSt
       return {
         version: '0.1.0-test',
         startedAt: STARTED_AT,
-        dbEngine: 'pglite',
+        dbEngine: 'embedded',
         schemaVersion: 3,
         s3Listen: '127.0.0.1:9000',
         adminListen: '127.0.0.1:9001',

@@ -56,7 +56,7 @@ for (const [name, make] of Object.entries(PROTOCOLS)) {
       const s = await client.getStatus({}, auth(TOKEN));
       assert.equal(s.version, '0.1.0-test');
       assert.equal(s.instanceId, 'inst-42');
-      assert.equal(s.databaseEngine, 'pglite');
+      assert.equal(s.databaseEngine, 'embedded');
       assert.equal(s.schemaVersion, 3);
       assert.equal(s.s3ListenAddress, '127.0.0.1:9000');
       assert.equal(s.adminListenAddress, '127.0.0.1:9001');

@@ -1,6 +1,7 @@
 /**
- * The core data path through the SDK on every metadata engine (PGlite and, when reachable, PostgreSQL in
- * a fresh schema): put, get, head, list, overwrite (old bytes cleaned up), delete (bytes cleaned up).
+ * The core data path through the SDK on both database servers (the embedded PostgreSQL and, when reachable,
+ * the machine's PostgreSQL; a fresh schema each): put, get, head, list, overwrite (old bytes cleaned up),
+ * delete (bytes cleaned up).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -135,7 +135,7 @@ describe('loadConfigFile', () => {
 });
 
 describe('zeroConfig', () => {
-  test('embedded PGlite, two local backends, demo mode, default listeners', () => {
+  test('embedded PostgreSQL, two local backends, demo mode, default listeners', () => {
     const c = zeroConfig(path.join(dir, 'zc'));
     const root = path.join(dir, 'zc');
     assert.deepEqual(c, {
@@ -143,7 +143,14 @@ describe('zeroConfig', () => {
         s3: { host: '0.0.0.0', port: 9000, region: 'us-east-1', virtualHostDomains: [], idleTimeoutMs: 60_000 },
         admin: { host: '127.0.0.1', port: 9001 },
       },
-      database: { path: path.join(root, 'meta'), schema: 'public' },
+      database: {
+        path: path.join(root, 'pg'),
+        schema: 'public',
+        poolSize: 20,
+        statementTimeoutMs: 30_000,
+        lockTimeoutMs: 10_000,
+        connectTimeoutMs: 10_000,
+      },
       placement: { strategy: 'pack' },
       backends: [
         { name: 'local1', type: 'fs', path: path.join(root, 'backends', 'local1'), quotaBytes: 0 },
@@ -159,7 +166,7 @@ describe('zeroConfig', () => {
 
   test('the default data directory is ./data under the current directory', () => {
     const c = zeroConfig();
-    assert.equal(c.database.path, path.resolve('data', 'meta'));
+    assert.equal(c.database.path, path.resolve('data', 'pg'));
     assert.equal((c.backends[0] as FsBackendConfig).path, path.resolve('data', 'backends', 'local1'));
   });
 });

@@ -76,6 +76,12 @@ describe('each rule has an error naming the file and key path', () => {
     ['url not a URL', { database: { url: 'localhost:5432' }, backends: [FS] }, 'database.url', /postgres/],
     ['schema with "-"', { database: { schema: 'my-schema' }, backends: [FS] }, 'database.schema', /SQL identifier/],
     ['schema with quote', { database: { schema: 'x"; drop' }, backends: [FS] }, 'database.schema', /SQL identifier/],
+    ['pool_size zero', { database: { pool_size: 0 }, backends: [FS] }, 'database.pool_size', /whole number from 1 to 1000, got number 0/],
+    ['pool_size fraction', { database: { pool_size: 2.5 }, backends: [FS] }, 'database.pool_size', /whole number from 1 to 1000/],
+    ['pool_size text', { database: { pool_size: 'many' }, backends: [FS] }, 'database.pool_size', /whole number from 1 to 1000, got "many"/],
+    ['statement_timeout without unit', { database: { statement_timeout: 30 }, backends: [FS] }, 'database.statement_timeout', /needs a unit/],
+    ['lock_timeout beyond PostgreSQL', { database: { lock_timeout: '30d' }, backends: [FS] }, 'database.lock_timeout', /at most 24d/],
+    ['connect_timeout zero', { database: { connect_timeout: '0s' }, backends: [FS] }, 'database.connect_timeout', /greater than 0/],
     ['strategy', { placement: { strategy: 'fill' }, backends: [FS] }, 'placement.strategy', /"pack" or "spread", got "fill"/],
     ['cleanup_interval zero', { workers: { cleanup_interval: 0 }, backends: [FS] }, 'workers.cleanup_interval', /greater than 0/],
     ['cleanup_delay without unit', { workers: { cleanup_delay: 30 }, backends: [FS] }, 'workers.cleanup_delay', /needs a unit/],
@@ -121,7 +127,7 @@ describe('unknown keys', () => {
     ['transposed letters', { server: { s3: { lsiten: ':1' } }, backends: [FS] }, 'server.s3.lsiten', /did you mean "listen"/],
     ['missing letter', { workers: { cleanup_intervl: '1s' }, backends: [FS] }, 'workers.cleanup_intervl', /did you mean "cleanup_interval"/],
     ['key of the other backend type', { backends: [{ ...FS, bucket: 'x' }] }, 'backends[0].bucket', /unknown key for an fs backend/],
-    ['nothing close lists known keys', { database: { host: 'x' }, backends: [FS] }, 'database.host', /known: "url", "path", "schema"/],
+    ['nothing close lists known keys', { database: { host: 'x' }, backends: [FS] }, 'database.host', /known: "url", "path", "schema", "pool_size"/],
     ['in a credential', { backends: [FS], buckets: [bucket('photos', [{ ...cred(KEY_A, SECRET_A), secret: 'x' }])] }, 'buckets[0].credentials[0].secret', /unknown key/],
   ];
   for (const [name, raw, path, re] of cases) {

@@ -40,7 +40,7 @@ describe('defaults', () => {
         s3: { host: '0.0.0.0', port: 9000, region: 'us-east-1', virtualHostDomains: [], idleTimeoutMs: 60_000 },
         admin: { host: '127.0.0.1', port: 9001 },
       },
-      database: { path: '/srv/data/meta', schema: 'public' },
+      database: { path: '/srv/data/pg', schema: 'public', poolSize: 20, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 },
       placement: { strategy: 'pack' },
       backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0 }],
       buckets: [],
@@ -64,7 +64,10 @@ describe('defaults', () => {
         s3: { listen: '127.0.0.1:0', region: 'eu-west-1', virtual_host_domains: ['S3.Example.com.'], idle_timeout: '2m' },
         admin: { listen: ':9101', token: 'tok' },
       },
-      database: { url: 'postgresql://u:p@db/x', path: '/var/meta', schema: 'tenant_1' },
+      database: {
+        url: 'postgresql://u:p@db/x', path: '/var/pg', schema: 'tenant_1',
+        pool_size: 5, statement_timeout: '1m', lock_timeout: '0', connect_timeout: '2s',
+      },
       placement: { strategy: 'spread' },
       backends: [{
         ...S3, endpoint: 'https://minio.local:9000/', region: 'auto', prefix: 'a/b', force_path_style: true, quota_bytes: '5GB',
@@ -75,7 +78,10 @@ describe('defaults', () => {
       s3: { host: '127.0.0.1', port: 0, region: 'eu-west-1', virtualHostDomains: ['s3.example.com'], idleTimeoutMs: 120_000 },
       admin: { host: '0.0.0.0', port: 9101, token: 'tok' },
     });
-    assert.deepEqual(c.database, { url: 'postgresql://u:p@db/x', path: '/var/meta', schema: 'tenant_1' });
+    assert.deepEqual(c.database, {
+      url: 'postgresql://u:p@db/x', path: '/var/pg', schema: 'tenant_1',
+      poolSize: 5, statementTimeoutMs: 60_000, lockTimeoutMs: 0, connectTimeoutMs: 2_000,
+    });
     assert.equal(c.placement.strategy, 'spread');
     assert.deepEqual(c.workers, { cleanupIntervalMs: 250, cleanupDelayMs: 0, staleWriteMs: 3_600_000, abandonedUploadMs: 172_800_000 });
     const b = c.backends[0] as S3BackendConfig;
@@ -86,7 +92,7 @@ describe('defaults', () => {
     assert.equal(b.quotaBytes, 5_000_000_000);
   });
 
-  test('an empty database.url means PGlite, so ${VAR:-} can make PostgreSQL optional', () => {
+  test('an empty database.url means the embedded PostgreSQL, so ${VAR:-} can make an external one optional', () => {
     const c = resolve({ database: { url: '${DATABASE_URL:-}' }, backends: [FS] });
     assert.equal(c.database.url, undefined);
     assert.equal(resolve({ database: { url: '${DATABASE_URL:-}' }, backends: [FS] }, { DATABASE_URL: 'postgres://h/d' }).database.url, 'postgres://h/d');
