@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,8 @@ async function stopServed(s: Served): Promise<number | null> {
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
   const d = await mkdtemp(path.join(os.tmpdir(), 's3o-zero-'));
+  // As root the embedded PostgreSQL runs as the user "postgres", which must be able to enter the directory.
+  await chmod(d, 0o755);
   dirs.push(d);
   return d;
 }
@@ -133,6 +135,7 @@ describe('zero-config in-process (ports 0)', () => {
     const code = await other.exited;
     assert.equal(code, 1, `stdout: ${other.stdout}\nstderr: ${other.stderr}`);
     assert.match(other.stderr, /cannot start: .*in use by another s3-orchestrator process \(pid \d+\)/);
+    assert.match(other.stderr, /give this instance its own --data DIR/, 'zero-config mode names the flag, not database.path');
     assert.doesNotMatch(other.stdout, /secret key/, 'no banner, no credentials printed');
   });
 });
