@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import type { Backend } from '../../src/backends/backend.js';
 import { createBackend } from '../../src/backends/index.js';
 import type { BackendConfig } from '../../src/config/types.js';
 import { BackendRegistry } from '../../src/core/backends.js';
@@ -19,6 +20,7 @@ import type { Db } from '../../src/meta/db.js';
 import { openDatabase } from '../../src/meta/open.js';
 import * as bq from '../../src/meta/queries/backends.js';
 import { freshDatabase, type TestDatabase } from './db.js';
+import { assertLedger, assertNoStrayBytes } from './ledger.js';
 
 /** Core wired over a real database and real backends, without the S3 layer. */
 export interface CoreFixture {
@@ -41,12 +43,13 @@ export async function coreFixture(
   engine: 'embedded' | 'postgres',
   backends: (dir: string) => BackendConfig[],
   strategy: 'pack' | 'spread' = 'pack',
+  opts: { wrap?: (b: Backend) => Backend } = {},
 ): Promise<CoreFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 's3o-core-'));
   const tdb: TestDatabase = await freshDatabase(engine);
   const { db } = await openDatabase(tdb.config);
   const cfgs = backends(dir);
-  const registry = new BackendRegistry(cfgs.map((c) => createBackend(c)));
+  const registry = new BackendRegistry(cfgs.map((c) => (opts.wrap ?? ((b: Backend) => b))(createBackend(c))));
   // As at start-up: each backend checks itself (an fs backend creates its root and identity on first use).
   await Promise.all(registry.all().map((b) => b.check().catch(() => {})));
   await syncConfigBackends(db, cfgs);
@@ -76,10 +79,16 @@ export async function coreFixture(
       return rows.find((r) => r.name === name)!;
     },
     async close() {
-      await registry.close();
-      await db.close();
-      await tdb.drop();
-      await rm(dir, { recursive: true, force: true });
+      try {
+        // Every test file ends with the quota ledger recomputed from the rows, and no stray bytes.
+        await assertLedger(db, 'core fixture ledger');
+        await assertNoStrayBytes(db, registry.all(), 'core fixture');
+      } finally {
+        await registry.close();
+        await db.close();
+        await tdb.drop();
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   };
 }
