@@ -5,6 +5,7 @@ import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
 import { CoreError } from './errors.js';
 import { listObjects } from './list.js';
+import { openVersion, type ReadableCopy } from './read.js';
 import { ReplayableSource, bodyEnded } from './replay.js';
 import type {
   CopyLocation,
@@ -24,6 +25,8 @@ import { run, writeVersion, type WriteDeps } from './writes.js';
 
 /** Bytes of a body kept so a write can move to another backend if the first fails early. */
 const REPLAY_LIMIT = 256 * 1024;
+/** A copy silent this long while bytes are wanted is abandoned for the next (S3 passes its own, from idle_timeout). */
+const DEFAULT_STALL_MS = 30_000;
 
 /** The object operations, over the metadata database and the backends. */
 export class CoreObjectStore implements ObjectStore {
@@ -70,7 +73,7 @@ export class CoreObjectStore implements ObjectStore {
   async getObject(
     bucket: string,
     key: string,
-    opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal } = {},
+    opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number } = {},
   ): Promise<GetObjectResult> {
     const { rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key));
     if (!rows[0]) {
@@ -81,37 +84,45 @@ export class CoreObjectStore implements ObjectStore {
     checkReadConditions(version, opts.conditions);
     const range = resolveRange(opts.range, version.size);
     if (version.size === 0) return { version, body: Readable.from([]) };
-    const body = await this.#openCopy(version, range, opts.signal, rows[0].copies.map(oq.rowToCopy));
+    const body = await this.#openCopy(version, range, opts.signal, rows[0].copies.map(oq.rowToCopy), opts.stallMs);
     return range ? { version, range, body } : { version, body };
   }
 
-  /** Streams an inclusive range of a version from its first readable copy (UploadPartCopy). */
+  /** Streams an inclusive range of a version from its copies, with failover (UploadPartCopy). */
   openRange(version: ObjectVersion, range: { start: number; end: number }, signal?: AbortSignal): Promise<Readable> {
     return this.#openCopy(version, range, signal);
   }
 
-  /** Opens the first readable copy; a copy that is missing or whose backend is down falls through to the next. */
+  /**
+   * Streams a version (or a range of it) from its copies in order, resolving once the first bytes are in
+   * hand: a copy that is missing, whose backend is down, or that fails, ends early or stalls before or
+   * while streaming is replaced by the next copy at the first byte not yet delivered (core/read.ts).
+   */
   async #openCopy(
     version: ObjectVersion,
     range: { start: number; end: number } | undefined,
     signal?: AbortSignal,
     copies?: CopyLocation[],
+    stallMs = DEFAULT_STALL_MS,
   ): Promise<Readable> {
-    let last: unknown;
-    for (const copy of copies ?? (await this.#copies(version.versionId))) {
-      const backend = this.#backends.get(copy.backend);
-      if (!backend) {
-        last = new Error(`backend ${copy.backend} is not configured`);
-        continue;
-      }
-      try {
-        return await backend.get(copy.physicalKey, range, signal);
-      } catch (err) {
-        last = err;
-        this.#deps.log.warn('copy unreadable, trying the next', { backend: copy.backend, physicalKey: copy.physicalKey, err });
-      }
-    }
-    throw new CoreError('ServiceUnavailable', `no copy of ${version.bucket}/${version.key} is readable`, { cause: last });
+    const readable: ReadableCopy[] = (copies ?? (await this.#copies(version.versionId))).map((copy) => ({
+      describe: { backend: copy.backend, physicalKey: copy.physicalKey },
+      open: (r, sig) => {
+        const backend = this.#backends.get(copy.backend);
+        if (!backend) return Promise.reject(new Error(`backend ${copy.backend} is not configured`));
+        // The whole object without a Range header while nothing was read yet (what most providers serve best).
+        const whole = !range && r.start === 0;
+        return backend.get(copy.physicalKey, whole ? undefined : r, sig);
+      },
+    }));
+    return openVersion({
+      copies: readable,
+      range: range ?? { start: 0, end: version.size - 1 },
+      stallMs,
+      ...(signal ? { signal } : {}),
+      log: this.#deps.log,
+      what: `${version.bucket}/${version.key}`,
+    });
   }
 
   async putObject(input: PutObjectInput): Promise<ObjectVersion> {

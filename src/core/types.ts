@@ -168,7 +168,8 @@ export interface ObjectStore {
   getObject(
     bucket: string,
     key: string,
-    opts?: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal },
+    /** `stallMs`: a copy silent this long while bytes are wanted is abandoned for the next copy. */
+    opts?: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number },
   ): Promise<GetObjectResult>;
   putObject(input: PutObjectInput): Promise<ObjectVersion>;
   copyObject(input: CopyObjectInput): Promise<ObjectVersion>;

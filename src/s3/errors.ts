@@ -96,8 +96,11 @@ export const S3_ERRORS = {
   PreconditionFailed: { status: 412, message: 'At least one of the pre-conditions you specified did not hold' },
   /** The client did not send bytes for longer than the idle timeout. */
   RequestTimeout: { status: 400, message: 'Your socket connection to the server was not read from or written to within the timeout period.' },
-  /** A backend or the metadata store is unavailable. */
-  ServiceUnavailable: { status: 503, message: 'Please reduce your request rate.' },
+  /**
+   * A backend is unavailable (S3's wording for SlowDown, "Please reduce your request rate.", would send
+   * clients looking for a throttling problem that does not exist). Other causes pass their own message.
+   */
+  ServiceUnavailable: { status: 503, message: 'A storage provider needed for this request is unavailable. Please try again later.' },
   /** The signature does not match the request. */
   SignatureDoesNotMatch: { status: 403, message: 'The request signature we calculated does not match the signature you provided. Check your key and signing method.' },
   /** A copy whose source and destination are the same object without any change. */
@@ -113,6 +116,9 @@ export const S3_ERRORS = {
   /** DeleteObjects with more than 1000 keys, tagging with too many tags, and similar. */
   InvalidTag: { status: 400, message: 'The tag provided was not a valid tag.' },
 } as const satisfies Record<string, S3ErrorSpec>;
+
+/** The message of a 503 whose cause is a storage provider (backend) that cannot be reached. */
+export const PROVIDER_UNAVAILABLE = S3_ERRORS.ServiceUnavailable.message;
 
 /** Every S3 error code this server can send. */
 export type S3ErrorCode = keyof typeof S3_ERRORS;

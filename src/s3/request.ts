@@ -3,13 +3,14 @@
  * handler → response headers, error XML and metrics. Errors are mapped to S3 errors in one place
  * ({@link toClientError}); unknown ones are logged with the request id and answered as InternalError.
  */
+import { Readable } from 'node:stream';
 import type { ObjectStore, TenantDirectory } from '../core/types.js';
 import type { S3ServerConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { verifyRequest } from './auth/sigv4.js';
 import type { AuthenticatedRequest, RequestHead } from './auth/types.js';
-import { S3Error } from './errors.js';
+import { PROVIDER_UNAVAILABLE, S3Error } from './errors.js';
 import { route, type S3Op } from './router.js';
 import { errorResult, newHostId, newRequestId, toClientError, type S3Result } from './result.js';
 import type { HttpHandler, HttpRequestIn } from './uws-adapter.js';
@@ -135,7 +136,7 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
         // Browsers send preflights without credentials: the bucket's CORS rules are the only gate.
         req.body.resume();
         result = preflight(await bucketCors(deps.tenants, op.bucket), req.headers, op.key !== undefined);
-        return finishResult(deps, result, requestId, label, started);
+        return finishResult(deps, result, requestId, label, started, log, req.rawPath);
       }
       // Authenticate even unroutable requests first: anonymous callers learn nothing about the API.
       const auth = await verifyRequest(head, lookup, { region: deps.config.region });
@@ -165,22 +166,40 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
       // S3 adds the matching rule's headers to every response of a CORS request, errors included.
       Object.assign(result.headers, corsResponseHeaders(await bucketCors(deps.tenants, op.bucket), origin, req.method));
     }
-    return finishResult(deps, result, requestId, label, started);
+    return finishResult(deps, result, requestId, label, started, log, req.rawPath);
   };
 }
 
-/** Adds the request ids and server name, and the metrics callback run once the response is sent. */
-function finishResult(deps: S3Deps, result: S3Result, requestId: string, label: string, started: bigint): S3Result {
+/**
+ * Adds the request ids and server name, the metrics callback run once the response is sent, and for a
+ * streamed body the clean error sent instead when that body fails before its first byte.
+ */
+function finishResult(deps: S3Deps, result: S3Result, requestId: string, label: string, started: bigint, log: Logger, path: string): S3Result {
   result.headers['x-amz-request-id'] = requestId;
   result.headers['x-amz-id-2'] = newHostId();
   result.headers['Server'] = 's3-orchestrator';
-  const status = String(result.status);
+  if (result.body instanceof Readable) result.fallback = (err) => bodyFailure(err, result, requestId, log, path);
   result.onDone = (outcome) => {
     const m = deps.metrics;
-    m.s3Requests.inc({ op: label, status: outcome.aborted ? 'aborted' : status });
+    m.s3Requests.inc({ op: label, status: outcome.aborted ? 'aborted' : String(outcome.status) });
     m.s3Duration.observe({ op: label }, Number(process.hrtime.bigint() - started) / 1e9);
     if (outcome.bytesIn > 0) m.bytesIn.inc({ op: label }, outcome.bytesIn);
     if (outcome.bytesOut > 0) m.bytesOut.inc({ op: label }, outcome.bytesOut);
   };
   return result;
+}
+
+/** Response headers that belong to the exchange, not to the result they were set on. */
+const EXCHANGE_HEADERS = /^(x-amz-request-id|x-amz-id-2|server|access-control-.*|vary)$/i;
+
+/**
+ * The answer when a streamed body fails before its first byte (nothing sent yet): the S3 error it failed
+ * with (a shutdown), else 503 ServiceUnavailable saying the storage provider is unavailable.
+ */
+function bodyFailure(err: unknown, result: S3Result, requestId: string, log: Logger, path: string): S3Result {
+  const e = err instanceof S3Error ? err : new S3Error('ServiceUnavailable', PROVIDER_UNAVAILABLE, {}, { cause: err });
+  log.warn('response body failed before its first byte', { status: e.status, code: e.code, err });
+  const out = errorResult(e, requestId, path, false);
+  for (const [k, v] of Object.entries(result.headers)) if (EXCHANGE_HEADERS.test(k)) out.headers[k] = v;
+  return out;
 }

@@ -10,6 +10,8 @@ import { el } from './xml.js';
 
 /** How a response ended, reported by the adapter once the last byte is out (or the client left). */
 export interface SendOutcome {
+  /** The status actually sent (a result's `fallback` may have replaced it). */
+  status: number;
   /** Request body bytes received from the client. */
   bytesIn: number;
   /** Response body bytes handed to the socket. */
@@ -30,6 +32,12 @@ export interface S3Result {
   bodyLength?: number;
   /** Called exactly once when the response is finished or abandoned (metrics). */
   onDone?: (outcome: SendOutcome) => void;
+  /**
+   * For a Readable body: the response to send instead when the body fails, stays idle or ends before its
+   * first byte. Nothing has been written then, so the client gets a clean error rather than a committed
+   * status with a missing body.
+   */
+  fallback?: (err: unknown) => S3Result;
 }
 
 /** A request id as S3 shapes it: 16 upper-case hex characters. */

@@ -35,6 +35,8 @@ export interface TestOrchestratorOptions {
   virtualHostDomains?: string[];
   /** `buckets[].cors` of the config file (snake_case YAML form), by bucket name. */
   bucketCors?: Record<string, unknown[]>;
+  /** `server.s3.idle_timeout` in ms (default: the configuration default). */
+  s3IdleTimeoutMs?: number;
 }
 
 /** A running orchestrator over real s3rver and fs backends, with clients for it. */
@@ -79,7 +81,11 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
   const base = resolveConfig(
     {
       server: {
-        s3: { listen: '127.0.0.1:0', ...(opts.virtualHostDomains ? { virtual_host_domains: opts.virtualHostDomains } : {}) },
+        s3: {
+          listen: '127.0.0.1:0',
+          ...(opts.virtualHostDomains ? { virtual_host_domains: opts.virtualHostDomains } : {}),
+          ...(opts.s3IdleTimeoutMs ? { idle_timeout: `${opts.s3IdleTimeoutMs}ms` } : {}),
+        },
         admin: { listen: '127.0.0.1:0', token: 'admin-test-token' },
       },
       database: db.config.url ? { url: db.config.url, schema: db.config.schema } : { path: db.config.path },

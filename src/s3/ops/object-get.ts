@@ -29,8 +29,16 @@ async function partRequest(ctx: OpContext, op: GetOp & { partNumber: number }, c
   const bodyLength = r.end - r.start + 1;
   if (op.op === 'HeadObject') return { status: 206, headers, bodyLength };
   // The part is read against the version its range was computed for: a concurrent overwrite fails cleanly.
-  const got = await ctx.store.getObject(op.bucket, op.key, { range: r, conditions: { ifMatch: v.etag }, signal: ctx.signal });
+  const got = await ctx.store.getObject(op.bucket, op.key, { range: r, conditions: { ifMatch: v.etag }, signal: ctx.signal, stallMs: stallMs(ctx) });
   return { status: 206, headers, body: got.body, bodyLength };
+}
+
+/**
+ * How long a backend copy may stay silent (while the client wants bytes) before the read moves to the next
+ * copy: half the idle timeout, so that failover happens before the client's own idle timer cuts the response.
+ */
+function stallMs(ctx: OpContext): number {
+  return Math.max(500, Math.floor(ctx.config.idleTimeoutMs / 2));
 }
 
 function withOverrides(h: Record<string, string>, op: GetOp): Record<string, string> {
@@ -54,7 +62,7 @@ export async function getObject(ctx: OpContext, op: GetOp): Promise<S3Result> {
       headers['Content-Range'] = `bytes ${r.start}-${r.end}/${v.size}`;
       return { status: 206, headers, bodyLength: r.end - r.start + 1 };
     }
-    const opts: Parameters<typeof ctx.store.getObject>[2] = { signal: ctx.signal };
+    const opts: Parameters<typeof ctx.store.getObject>[2] = { signal: ctx.signal, stallMs: stallMs(ctx) };
     if (range) opts.range = range;
     if (conditions) opts.conditions = conditions;
     const r = await ctx.store.getObject(op.bucket, op.key, opts);

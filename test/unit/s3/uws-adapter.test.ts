@@ -138,7 +138,7 @@ describe('uws adapter', () => {
     assert.equal(got.len, String(size));
     assert.equal(got.hash, await patternHash(size));
     assert.ok(peakGrowth < 100 * MiB, `rss grew by ${Math.round(peakGrowth / MiB)} MiB`);
-    assert.deepEqual(outcome, { bytesIn: 0, bytesOut: size, aborted: false });
+    assert.deepEqual(outcome, { status: 200, bytesIn: 0, bytesOut: size, aborted: false });
   });
 
   test('client abort mid-upload fires the signal and errors the body', async () => {
