@@ -5,6 +5,7 @@ import * as oq from '../meta/queries/objects.js';
 import type { Logger } from '../log.js';
 import type { BackendRegistry } from './backends.js';
 import type { TaskEffect, TaskHandler } from './tasks.js';
+import { rowToVersion, toPublishRow, type VersionFields } from './rows.js';
 import type { ObjectVersion } from './types.js';
 
 /**
@@ -25,8 +26,7 @@ export interface StagedCopy {
   physicalKey: string;
 }
 
-/** The fields of a version known only once its bytes are stored. */
-export type VersionFields = oq.PublishFields;
+export type { VersionFields };
 
 /** Reserves room on `staged.backend` and inserts the pending version and copy; false when it has no room. */
 export async function stageCopy(q: Queryable, staged: StagedCopy): Promise<boolean> {
@@ -35,8 +35,8 @@ export async function stageCopy(q: Queryable, staged: StagedCopy): Promise<boole
 
 /** Makes a staged version live (its copies, counters and bucket delta with it); undefined when it is no longer pending. */
 export async function publishStaged(q: Queryable, versionId: string, fields: VersionFields): Promise<ObjectVersion | undefined> {
-  const { rows } = await run<oq.VersionRow>(q, cq.publishWrite(versionId, fields));
-  return rows[0] ? oq.rowToVersion(rows[0]) : undefined;
+  const { rows } = await run<oq.VersionRow>(q, cq.publishWrite(versionId, toPublishRow(fields)));
+  return rows[0] ? rowToVersion(rows[0]) : undefined;
 }
 
 /**
@@ -51,7 +51,7 @@ export async function versionState(q: Queryable, versionId: string): Promise<'li
 /** Re-reads a version by id (after an unknown commit outcome resolved to live). */
 export async function readVersion(q: Queryable, versionId: string): Promise<ObjectVersion | undefined> {
   const { rows } = await run<oq.VersionRow>(q, cq.selectLiveVersion(versionId));
-  return rows[0] ? oq.rowToVersion(rows[0]) : undefined;
+  return rows[0] ? rowToVersion(rows[0]) : undefined;
 }
 
 /**
@@ -110,8 +110,8 @@ export async function publishAssembled(
   id: { versionId: string; bucket: string; key: string; size: number; uploadId: string; backend: string; physicalKey: string },
   fields: VersionFields,
 ): Promise<ObjectVersion | undefined> {
-  const { rows } = await run<oq.VersionRow>(q, cq.publishAssembled(id, fields));
-  return rows[0] ? oq.rowToVersion(rows[0]) : undefined;
+  const { rows } = await run<oq.VersionRow>(q, cq.publishAssembled(id, toPublishRow(fields)));
+  return rows[0] ? rowToVersion(rows[0]) : undefined;
 }
 
 /**

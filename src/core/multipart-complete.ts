@@ -7,6 +7,7 @@ import { checkWriteConditions } from './conditions.js';
 import { dropUpload, publishAssembled, readVersion, retireLive, versionState } from './copies.js';
 import { combineCrcBase64 } from './crc-combine.js';
 import { CoreError } from './errors.js';
+import { rowHeaders, rowToVersion } from './rows.js';
 import { createHasher } from './hashing.js';
 import { systemClock } from './tasks.js';
 import type { ChecksumAlgorithm, CompleteMultipartInput, ObjectVersion, StoredChecksum } from './types.js';
@@ -62,14 +63,14 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
   clearInterval(beat);
   const fields = {
     etag, userMeta: u.user_meta, tags: u.tags, partsCount: listed.length, partSizes: listed.map((p) => p.size),
-    ...oq.rowHeaders(u),
+    ...rowHeaders(u),
     ...(checksum ? { checksum } : {}),
   };
   try {
     return await deps.db.tx(async (q) => {
       await run(q, oq.lockKey(u.bucket, u.key));
       const live = await run<oq.VersionRow>(q, oq.selectLive(u.bucket, u.key, true));
-      checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, input.conditions);
+      checkWriteConditions(live.rows[0] ? rowToVersion(live.rows[0]) : undefined, input.conditions);
       if (live.rows[0]) await retireLive(q, u.bucket, [u.key], 'overwrite', deps.cleanupDelayMs);
       const v = await publishAssembled(
         q,

@@ -26,7 +26,8 @@ import type {
   UploadPartCopyInput,
   UploadPartInput,
 } from './types.js';
-import { fromBackendError, run, type WriteDeps } from './writes.js';
+import { run } from '../meta/run.js';
+import { fromBackendError, type WriteDeps } from './writes.js';
 
 export { MIN_PART_SIZE };
 /** S3's maximum part size. */

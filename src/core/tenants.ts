@@ -5,7 +5,7 @@ import * as tq from '../meta/queries/tenants.js';
 import type { CorsRule } from './cors.js';
 import { CoreError } from './errors.js';
 import type { BucketInfo, Credential, TenantDirectory } from './types.js';
-import { run } from './writes.js';
+import { run } from '../meta/run.js';
 
 /** How long a looked-up credential or bucket is trusted before it is read again (ms). */
 const CACHE_TTL_MS = 5_000;

@@ -11,6 +11,7 @@ import { abandonStaged, publishStaged, readVersion, retireLive, stageCopy, type 
 import { CoreError } from './errors.js';
 import type { Clock } from './tasks.js';
 import { rankBackends, type PlacementStrategy } from './placement.js';
+import { rowToVersion, type VersionFields } from './rows.js';
 import type { ObjectVersion, WriteConditions } from './types.js';
 
 /** What the write path needs from the rest of core. */
@@ -32,8 +33,7 @@ export interface WriteDeps {
 /** A write that holds a pending version row and a quota reservation on one backend. */
 export type StagedWrite = StagedCopy;
 
-/** The fields of the version that are known only after the bytes are stored. */
-export type VersionFields = oq.PublishFields;
+export type { VersionFields } from './rows.js';
 
 /** One write of one logical version, as driven by {@link writeVersion}. */
 export interface WriteRequest {
@@ -154,7 +154,7 @@ async function commit(
     await run(q, oq.lockKey(staged.bucket, staged.key));
     if (conditions) {
       const live = await run<oq.VersionRow>(q, oq.selectLive(staged.bucket, staged.key, true));
-      checkWriteConditions(live.rows[0] ? oq.rowToVersion(live.rows[0]) : undefined, conditions);
+      checkWriteConditions(live.rows[0] ? rowToVersion(live.rows[0]) : undefined, conditions);
     }
     await retireLive(q, staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs);
     const published = await publishStaged(q, staged.versionId, fields);
@@ -178,6 +178,3 @@ export function fromBackendError(err: unknown): unknown {
   }
   return new CoreError('ServiceUnavailable', `backend ${err.backend} failed: ${err.message}`, { cause: err });
 }
-
-/** Runs one parameterised statement (kept here for callers not yet moved to meta/run). */
-export { run } from '../meta/run.js';

@@ -1,5 +1,5 @@
 import type { Sql } from '../db.js';
-import { PUBLISH_COLUMNS, VERSION_RETURNING, publishValues, type PublishFields } from './objects.js';
+import { PUBLISH_COLUMNS, VERSION_RETURNING, publishValues, type PublishRow } from './objects.js';
 
 /**
  * The statements that change physical copies (object_copies), the quota counters that follow them and the
@@ -44,7 +44,7 @@ export function stageWrite(v: { versionId: string; bucket: string; key: string; 
  * copy's reservation becomes used bytes and one object, and the bucket's counters get a delta. Returns the
  * published row (none when the version is no longer pending: the janitor took it).
  */
-export function publishWrite(versionId: string, v: PublishFields): Sql {
+export function publishWrite(versionId: string, v: PublishRow): Sql {
   return {
     text: `WITH v AS (UPDATE object_versions SET state = 'live', (${PUBLISH_COLUMNS}) =
                         ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16), created_at = now()
@@ -130,7 +130,7 @@ export function retireLive(bucket: string, keys: readonly string[], reason: stri
  */
 export function publishAssembled(
   id: { versionId: string; bucket: string; key: string; size: number; uploadId: string; backend: string; physicalKey: string },
-  v: PublishFields,
+  v: PublishRow,
 ): Sql {
   return {
     text: `WITH u AS (DELETE FROM multipart_uploads WHERE upload_id = $20 AND state = 'completing' RETURNING reserved_bytes),

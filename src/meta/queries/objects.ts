@@ -1,4 +1,3 @@
-import type { CopyLocation, ObjectVersion, StoredChecksum, SystemHeaders } from '../../core/types.js';
 import type { Sql } from '../db.js';
 
 /** The system-header columns object_versions and multipart_uploads share. */
@@ -9,18 +8,6 @@ export interface HeaderColumns {
   content_language: string | null;
   cache_control: string | null;
   expires: string | null;
-}
-
-/** The system headers a row holds (NULL columns are absent). */
-export function rowHeaders(r: HeaderColumns): SystemHeaders {
-  const h: SystemHeaders = {};
-  if (r.content_type !== null) h.contentType = r.content_type;
-  if (r.content_encoding !== null) h.contentEncoding = r.content_encoding;
-  if (r.content_disposition !== null) h.contentDisposition = r.content_disposition;
-  if (r.content_language !== null) h.contentLanguage = r.content_language;
-  if (r.cache_control !== null) h.cacheControl = r.cache_control;
-  if (r.expires !== null) h.expires = r.expires;
-  return h;
 }
 
 /** Columns of object_versions as selected by the queries here. */
@@ -46,30 +33,6 @@ const VERSION_COLUMNS = `v.version_id, v.bucket, v.key, v.state, v.size, v.etag,
 
 /** The version columns, for RETURNING clauses of statements on object_versions (no alias). */
 export const VERSION_RETURNING = VERSION_COLUMNS.replace(/v\./g, '');
-
-/** Maps a row to the domain type (NULL columns become absent fields). */
-export function rowToVersion(r: VersionRow): ObjectVersion {
-  const v: ObjectVersion = {
-    ...rowHeaders(r),
-    bucket: r.bucket,
-    key: r.key,
-    versionId: r.version_id,
-    size: r.size,
-    etag: r.etag ?? '',
-    userMeta: r.user_meta ?? {},
-    tagCount: r.tag_count,
-    lastModified: r.created_at,
-  };
-  if (r.parts_count !== null && r.parts_count !== undefined) v.partsCount = r.parts_count;
-  if (r.checksum_algorithm && r.checksum_value) {
-    v.checksum = {
-      algorithm: r.checksum_algorithm as StoredChecksum['algorithm'],
-      value: r.checksum_value,
-      type: (r.checksum_type ?? 'FULL_OBJECT') as StoredChecksum['type'],
-    };
-  }
-  return v;
-}
 
 /** The live version of a key. */
 export function selectLive(bucket: string, key: string, forUpdate = false): Sql {
@@ -112,10 +75,6 @@ export interface CopyRow {
   state: 'pending' | 'live';
 }
 
-export function rowToCopy(r: CopyRow): CopyLocation {
-  return { backend: r.backend, physicalKey: r.physical_key, size: r.size, state: r.state };
-}
-
 /**
  * Serialises commits on one key across transactions and instances (the lock is released at commit).
  * Conditional writes and overwrites read-then-replace the live row under it.
@@ -124,30 +83,38 @@ export function lockKey(bucket: string, key: string): Sql {
   return { text: `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, values: [`obj:${bucket}/${key}`] };
 }
 
-/** The fields of a version known once its bytes are stored (everything but identity and size). */
-export type PublishFields = Omit<ObjectVersion, 'bucket' | 'key' | 'versionId' | 'size' | 'lastModified' | 'tagCount'> & {
+/**
+ * The column values a published version gets once its bytes are stored (core/rows.ts builds it from the
+ * domain type), in the order of {@link PUBLISH_COLUMNS}.
+ */
+export interface PublishRow extends HeaderColumns {
+  etag: string;
+  user_meta: Record<string, string>;
+  checksum_algorithm: string | null;
+  checksum_value: string | null;
+  checksum_type: string | null;
   tags: Record<string, string>;
-  /** Part sizes of a multipart object, in order. */
-  partSizes?: readonly number[];
-};
+  parts_count: number | null;
+  part_sizes: readonly number[] | null;
+}
 
-export function publishValues(v: PublishFields): unknown[] {
+export function publishValues(v: PublishRow): unknown[] {
   return [
     v.etag,
-    v.contentType ?? null,
-    v.contentEncoding ?? null,
-    v.contentDisposition ?? null,
-    v.contentLanguage ?? null,
-    v.cacheControl ?? null,
-    v.expires ?? null,
-    JSON.stringify(v.userMeta),
-    v.checksum?.algorithm ?? null,
-    v.checksum?.value ?? null,
-    v.checksum?.type ?? null,
+    v.content_type,
+    v.content_encoding,
+    v.content_disposition,
+    v.content_language,
+    v.cache_control,
+    v.expires,
+    JSON.stringify(v.user_meta),
+    v.checksum_algorithm,
+    v.checksum_value,
+    v.checksum_type,
     JSON.stringify(v.tags),
     Object.keys(v.tags).length,
-    v.partsCount ?? null,
-    v.partSizes ? JSON.stringify(v.partSizes) : null,
+    v.parts_count,
+    v.part_sizes ? JSON.stringify(v.part_sizes) : null,
   ];
 }
 
