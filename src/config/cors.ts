@@ -1,4 +1,4 @@
-import { corsProblems, type CorsRule } from '../core/cors.js';
+import { corsProblems, type CorsRule } from './cors-rules.js';
 import type { Checker } from './check.js';
 
 const RULE_KEYS = ['id', 'allowed_origins', 'allowed_methods', 'allowed_headers', 'expose_headers', 'max_age_seconds'] as const;

@@ -1,4 +1,4 @@
-import type { CorsRule } from '../core/cors.js';
+import type { CorsRule } from './cors-rules.js';
 
 /**
  * The resolved configuration: produced once by config/load.ts from YAML (or from the zero-config
