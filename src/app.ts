@@ -1,23 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AdminDeps } from './admin/deps.js';
-import { startAdminServer } from './admin/server.js';
+import type { AdminDeps, Readiness } from './admin/deps.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
 import { BackendError } from './backends/backend.js';
-import { createBackend } from './backends/index.js';
+import { createBackend, FsBackend } from './backends/index.js';
+import { DEFAULTS } from './config/defaults.js';
 import type { Config } from './config/types.js';
 import { BackendRegistry } from './core/backends.js';
+import { expectFsIdentities, recordFsIdentities, startFsSweeps } from './core/fs-upkeep.js';
+import { HealthTracker, startHealthProbes, type HealthOptions } from './core/health.js';
 import { CoreObjectStore } from './core/objects.js';
 import { DbTenantDirectory, ensureDemoTenant, syncTenants } from './core/tenants.js';
 import { CoreMultipartStore } from './core/multipart.js';
-import { run, type WriteDeps } from './core/writes.js';
+import type { WriteDeps } from './core/writes.js';
+import { listBackendRecords, listBucketRecords, syncConfigBackends } from './core/fleet.js';
+import { taskCounts, type Clock } from './core/tasks.js';
 import { createLogger, type Logger } from './log.js';
 import type { Db } from './meta/db.js';
 import { openDatabase } from './meta/open.js';
-import * as bq from './meta/queries/backends.js';
-import * as tq from './meta/queries/tenants.js';
+import { formatHostPort, probeListen } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { startS3Server } from './s3/server.js';
+import { startS3Server, type DrainOutcome, type S3Server } from './s3/server.js';
 import { startWorkers } from './workers/index.js';
+import type { WorkerRunner } from './workers/runner.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -31,17 +36,36 @@ export interface Orchestrator {
   readonly metrics: Metrics;
   /** The zero-config bucket's credential (only in demo mode). */
   readonly demo?: { bucket: string; accessKeyId: string; secretAccessKey: string; created: boolean };
+  /** The address actually bound by each listener, `host:port`. */
+  readonly s3Address: string;
+  readonly adminAddress: string;
   /** Wakes the background workers (tests use it to run the cleanup queue now). */
   wakeWorkers(): void;
-  /** Stops serving, waits for workers, closes the database. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Graceful stop, in order: the S3 listener stops accepting; requests in flight may finish for up to
+   * `deadlineMs` (default `server.shutdown_timeout`), the rest are aborted through the normal write-abort
+   * path (their reservations released at once); then the workers, probes and sweeps stop, the admin
+   * server closes, the backends close and the database closes last; a final line is logged.
+   * Idempotent; a second call with `deadlineMs: 0` cuts a running drain short.
+   */
+  stop(opts?: { deadlineMs?: number }): Promise<void>;
 }
 
 export interface StartOptions {
   log?: Logger;
   /** Run the background workers in this process (default true). */
   workers?: boolean;
+  /** The clock leases, heartbeats and janitors are judged by (tests move it; default the database's). */
+  clock?: Clock;
+  /** Told each start-up step as it begins (the CLI prints them: a first start may take seconds). */
+  progress?: (step: string) => void;
+  /** Health tuning (thresholds, probe intervals); tests shorten the probe intervals. */
+  health?: Omit<HealthOptions, 'now'> & { probeTickMs?: number };
 }
+
+/** How often unhealthy or idle backends are probed, and leftover sweeps run. */
+const PROBE_TICK_MS = 1_000;
+const FS_SWEEP_EVERY_MS = 15 * 60_000;
 
 /**
  * Starts everything a configuration describes: database (migrated), backends (checked), tenants (synced),
@@ -49,20 +73,67 @@ export interface StartOptions {
  */
 export async function startOrchestrator(config: Config, opts: StartOptions = {}): Promise<Orchestrator> {
   const log = opts.log ?? createLogger();
+  const progress = opts.progress ?? (() => {});
+  const { s3: s3Cfg, admin: adminCfg } = config.server;
+  // Before anything is created: a listener that cannot be bound fails the start with the reason.
+  progress(`checking the listeners (S3 ${formatHostPort(s3Cfg.host, s3Cfg.port)}, admin ${formatHostPort(adminCfg.host, adminCfg.port)})`);
+  await probeListen('server.s3.listen', s3Cfg.host, s3Cfg.port);
+  await probeListen('server.admin.listen', adminCfg.host, adminCfg.port);
   const metrics = createMetrics();
   const instanceId = randomUUID();
+  progress(config.database.url ? 'connecting to PostgreSQL and migrating the schema' : `opening the embedded database in ${config.database.path}`);
   const { db, schemaVersion } = await openDatabase(config.database, { log, zeroConfig: config.demo });
-  const closers: Array<() => Promise<void>> = [() => db.close()];
-  const stopAll = async () => {
-    for (const c of closers.reverse()) await c().catch((err: unknown) => log.error('shutdown step failed', { err }));
+  // What is running, for the ordered stop below (a failed start stops what it had started).
+  let s3: S3Server | undefined;
+  let admin: AdminServer | undefined;
+  let workers: WorkerRunner | undefined;
+  let registry: BackendRegistry | undefined;
+  const loops: { stop(): Promise<void> }[] = [];
+  let stopping = false;
+  const shutdownTimeoutMs = config.server.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
+  const stopAll = async (deadlineMs: number): Promise<void> => {
+    stopping = true;
+    const started = Date.now();
+    let drained: DrainOutcome | undefined;
+    const step = async (name: string, fn: () => Promise<unknown> | undefined) => {
+      await Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => log.error('shutdown step failed', { step: name, err }));
+    };
+    await step('drain S3 requests', async () => {
+      if (!s3) return;
+      log.info('shutting down: S3 listener closed, letting requests in flight finish', { inFlight: s3.inFlight, deadlineMs });
+      drained = await s3.drain(deadlineMs);
+    });
+    await step('workers', () => workers?.stop());
+    await step('probes and sweeps', () => Promise.all(loops.map((l) => l.stop())));
+    await step('admin server', () => admin?.close());
+    await step('backends', () => registry?.close());
+    await step('database', () => db.close());
+    log.info('stopped', { ...(drained ?? {}), durationMs: Date.now() - started });
   };
   try {
-    const registry = new BackendRegistry(config.backends.map((b) => createBackend(b)), metrics);
-    closers.push(() => registry.close());
-    const healthy = await checkBackends(registry, log);
-    await db.tx(async (q) => {
-      for (const b of config.backends) await run(q, bq.upsertBackend(b.name, b.type, b.quotaBytes));
+    const raw = config.backends.map((b) => createBackend(b));
+    const fsBackends = raw.filter((b): b is FsBackend => b instanceof FsBackend);
+    const health = new HealthTracker(raw.map((b) => b.name), opts.health ?? {});
+    health.onChange((h, previous) => {
+      const fields = { backend: h.name, from: previous, to: h.state, ...(h.lastError ? { lastError: h.lastError.message } : {}) };
+      if (h.state === 'healthy') log.info('backend health changed', fields);
+      else log.warn('backend health changed', fields);
     });
+    registry = new BackendRegistry(raw, metrics, health);
+    progress(`checking ${raw.length} backend${raw.length === 1 ? '' : 's'} (${raw.map((b) => b.name).join(', ')})`);
+    await expectFsIdentities(db, fsBackends);
+    await checkBackends(registry, health, log);
+    await recordFsIdentities(db, fsBackends, log);
+    const undeclared = await syncConfigBackends(db, config.backends);
+    for (const b of undeclared) {
+      log.warn('backend has rows in the database but is not in the configuration; its copies are unreachable', {
+        backend: b.name,
+        objects: b.objectCount,
+        usedBytes: b.usedBytes,
+      });
+    }
     await syncTenants(db, config.buckets);
     const demo = config.demo ? await ensureDemoTenant(db) : undefined;
     const tenants = new DbTenantDirectory(db);
@@ -72,16 +143,19 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       strategy: config.placement.strategy,
       cleanupDelayMs: config.workers.cleanupDelayMs,
       heartbeatMs: Math.max(1_000, Math.floor(config.workers.staleWriteMs / 4)),
+      staleMs: config.workers.staleWriteMs,
+      ...(opts.clock ? { clock: opts.clock } : {}),
       log,
     };
     const store = new CoreObjectStore(writeDeps, tenants);
     const multipart = new CoreMultipartStore(writeDeps, store);
-    const s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
-    closers.push(() => s3.close());
-    metrics.setBackendUsage(async () => {
-      const { rows } = await run<bq.BackendRow>(db, bq.selectBackends());
-      return rows.filter((r) => registry.get(r.name)).map((r) => ({ backend: r.name, usedBytes: r.used_bytes }));
-    });
+    progress('starting the S3 and admin listeners');
+    s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
+    const reg = registry;
+    metrics.setBackendUsage(async () =>
+      (await listBackendRecords(db)).filter((r) => reg.get(r.name)).map((r) => ({ backend: r.name, usedBytes: r.usedBytes })),
+    );
+    metrics.setTaskCounts(() => taskCounts(db));
     const startedAt = new Date();
     const adminDeps: AdminDeps = {
       registry: metrics.registry,
@@ -92,92 +166,107 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         startedAt,
         dbEngine: db.engine,
         schemaVersion,
-        s3Listen: `${config.server.s3.host}:${s3.port}`,
-        adminListen: `${config.server.admin.host}:${admin.port}`,
+        s3Listen: formatHostPort(s3Cfg.host, s3Port),
+        adminListen: formatHostPort(adminCfg.host, adminPort),
         instanceId,
       }),
       listBackends: async () => {
-        const { rows } = await run<bq.BackendRow>(db, bq.selectBackends());
-        const byName = new Map(rows.map((r) => [r.name, r]));
+        const byName = new Map((await listBackendRecords(db)).map((r) => [r.name, r]));
         return config.backends.map((b) => {
           const r = byName.get(b.name);
           return {
             name: b.name,
             type: b.type,
             quotaBytes: b.quotaBytes,
-            usedBytes: r?.used_bytes ?? 0,
-            reservedBytes: r?.reserved_bytes ?? 0,
-            objectCount: r?.object_count ?? 0,
-            healthy: healthy.get(b.name) ?? false,
+            usedBytes: r?.usedBytes ?? 0,
+            reservedBytes: r?.reservedBytes ?? 0,
+            objectCount: r?.objectCount ?? 0,
+            healthy: health.get(b.name)?.state === 'healthy',
+            health: health.get(b.name)!,
           };
         });
       },
-      listBuckets: async () => {
-        const { rows } = await run<{ name: string; created_at: Date; object_count: number; total_bytes: number; access_key_ids: string[] }>(
-          db,
-          tq.selectBucketStats(),
-        );
-        return rows.map((r) => ({
-          name: r.name,
-          createdAt: r.created_at,
-          objectCount: r.object_count,
-          totalBytes: r.total_bytes,
-          accessKeyIds: r.access_key_ids,
-        }));
-      },
+      listBuckets: () => listBucketRecords(db),
       locate: (bucket, key) => store.locate(bucket, key),
-      ready: async () => {
-        try {
-          await db.query('SELECT 1');
-          return true;
-        } catch {
-          return false;
-        }
-      },
+      ready: () => readiness(db, health, () => stopping),
     };
-    const admin = await startAdminServer(adminDeps, { host: config.server.admin.host, port: config.server.admin.port });
-    closers.push(() => admin.close());
-    const workers = opts.workers === false ? undefined : startWorkers({ db, backends: registry, log, metrics }, config.workers, log);
-    if (workers) closers.push(() => workers.stop());
-    let stopping: Promise<void> | undefined;
+    admin = await startAdminServer(adminDeps, { host: adminCfg.host, port: adminCfg.port });
+    const s3Port = s3.port;
+    const adminPort = admin.port;
+    if (opts.workers !== false) {
+      workers = startWorkers({ db, backends: registry, log, metrics, owner: instanceId, ...(opts.clock ? { clock: opts.clock } : {}) }, config.workers, log);
+    }
+    loops.push(startHealthProbes(health, registry, log, { tickMs: opts.health?.probeTickMs ?? PROBE_TICK_MS }));
+    // Crash leftovers older than the stale-write timeout (at least 10 minutes) belong to no live write.
+    const leftoverAge = Math.max(config.workers.staleWriteMs, 10 * 60_000);
+    loops.push(startFsSweeps(db, fsBackends, { olderThanMs: leftoverAge, everyMs: FS_SWEEP_EVERY_MS }, log));
+    let stopped: Promise<void> | undefined;
+    const server = s3;
     return {
-      s3Port: s3.port,
-      adminPort: admin.port,
+      s3Port,
+      adminPort,
+      s3Address: formatHostPort(s3Cfg.host, s3Port),
+      adminAddress: formatHostPort(adminCfg.host, adminPort),
       db,
       store,
       backends: registry,
       metrics,
       ...(demo ? { demo } : {}),
       wakeWorkers: () => workers?.wake(),
-      stop: () => (stopping ??= stopAll()),
+      stop: (o = {}) => {
+        if (stopped && o.deadlineMs === 0) void server.drain(0);
+        return (stopped ??= stopAll(o.deadlineMs ?? shutdownTimeoutMs));
+      },
     };
   } catch (err) {
-    await stopAll();
+    await stopAll(0);
     throw err;
   }
 }
 
 /**
- * Checks every backend at start-up. A misconfigured backend (bucket missing, credentials refused) stops
- * the start with an error naming it; one that is merely unreachable is logged and marked unhealthy, so a
- * provider outage cannot prevent a restart.
+ * Checks every backend at start-up and records the outcome as its first health probe. A misconfigured
+ * backend (bucket missing, credentials refused) stops the start with an error naming it; one that is merely
+ * unreachable (or an fs directory whose disk is not mounted) is logged and starts unavailable, so a provider
+ * outage cannot prevent a restart; the periodic probe notices when it is back.
  */
-async function checkBackends(registry: BackendRegistry, log: Logger): Promise<Map<string, boolean>> {
-  const healthy = new Map<string, boolean>();
+async function checkBackends(registry: BackendRegistry, health: HealthTracker, log: Logger): Promise<void> {
   await Promise.all(
     registry.all().map(async (b) => {
       try {
         await b.check();
-        healthy.set(b.name, true);
+        health.recordProbe(b.name);
       } catch (err) {
         if (err instanceof BackendError && err.kind === 'Unavailable') {
-          log.warn('backend unreachable at start-up; continuing without it until it answers', { backend: b.name, err });
-          healthy.set(b.name, false);
+          log.warn('backend unavailable at start-up; continuing without it until it answers', { backend: b.name, err });
+          health.recordProbe(b.name, err);
           return;
         }
         throw new Error(`backend ${b.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
     }),
   );
-  return healthy;
+}
+
+/**
+ * /readyz: ready when the metadata database answers, at least one backend is not unavailable, and the
+ * instance is not shutting down. The reasons say which condition failed; unhealthy backends are listed
+ * (informational) either way.
+ */
+async function readiness(db: Db, health: HealthTracker, stopping: () => boolean): Promise<Readiness> {
+  const reasons: string[] = [];
+  if (stopping()) reasons.push('shutting down');
+  try {
+    await db.query('SELECT 1');
+  } catch {
+    reasons.push('metadata database unreachable');
+  }
+  const all = health.all();
+  const notHealthy = all.filter((h) => h.state !== 'healthy');
+  if (all.length > 0 && all.every((h) => h.state === 'unavailable')) reasons.push('no backend is available');
+  return {
+    ready: reasons.length === 0,
+    reasons,
+    backends: notHealthy.map((h) => `${h.name} ${h.state} since ${h.since.toISOString()}${h.lastError ? `: ${h.lastError.message}` : ''}`),
+  };
 }

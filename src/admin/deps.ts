@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { BackendHealth } from '../core/health.js';
 import type { CopyLocation, ObjectVersion } from '../core/types.js';
 import type { Logger } from '../log.js';
 
@@ -30,7 +31,19 @@ export interface BackendUsage {
   /** Bytes held by writes in progress. */
   reservedBytes: number;
   objectCount: number;
+  /** True when `health.state` is healthy. */
   healthy: boolean;
+  /** Live health (state, since, last error, last success); absent when not measured. */
+  health?: BackendHealth;
+}
+
+/** What /readyz answers (see {@link AdminDeps.ready}). */
+export interface Readiness {
+  ready: boolean;
+  /** Why the instance is not ready (empty when ready). */
+  reasons: string[];
+  /** Backends that are not healthy, one line each (informational: they do not make the instance unready). */
+  backends: string[];
 }
 
 /** One virtual bucket and its usage, as {@link AdminDeps.listBuckets} reports it. */
@@ -55,8 +68,11 @@ export interface AdminDeps {
   listBuckets(): Promise<BucketUsage[]>;
   /** The live version and its copies; throws CoreError('NoSuchKey' | 'NoSuchBucket'). */
   locate(bucket: string, key: string): Promise<{ version: ObjectVersion; copies: CopyLocation[] }>;
-  /** True when the metadata database is reachable (drives /readyz). */
-  ready(): Promise<boolean>;
+  /**
+   * Drives /readyz: ready when the metadata database answers, at least one backend is available and the
+   * instance is not shutting down. A bare boolean is accepted too (true = ready).
+   */
+  ready(): Promise<Readiness | boolean>;
   /** Served on GET /metrics. */
   registry: Registry;
   /** When set, every admin RPC requires `authorization: Bearer <token>`. */

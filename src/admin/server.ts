@@ -4,6 +4,7 @@ import net from 'node:net';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { AdminService, file_s3o_admin_v1_admin } from '../../gen/s3o/admin/v1/admin_pb.js';
+import { listenError } from '../listen.js';
 import { bearerAuth } from './auth.js';
 import type { AdminDeps } from './deps.js';
 import { registerReflection } from './reflection.js';
@@ -46,7 +47,11 @@ function withProbes(deps: AdminDeps, rpc: NodeHandler): NodeHandler {
     if (path === '/healthz') return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
     if (path === '/readyz') {
       deps.ready().then(
-        (ok) => send(res, ok ? 200 : 503, 'text/plain; charset=utf-8', ok ? 'ready\n' : 'not ready: database unreachable\n'),
+        (r) => {
+          const { ready, reasons, backends } = typeof r === 'boolean' ? { ready: r, reasons: r ? [] : ['metadata database unreachable'], backends: [] } : r;
+          const lines = [ready ? 'ready' : `not ready: ${reasons.join('; ')}`, ...backends.map((b) => `backend ${b}`)];
+          send(res, ready ? 200 : 503, 'text/plain; charset=utf-8', lines.join('\n') + '\n');
+        },
         (err: unknown) => {
           deps.log.warn('readiness check failed', { err });
           send(res, 503, 'text/plain; charset=utf-8', 'not ready: readiness check failed\n');
@@ -122,9 +127,11 @@ export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions
   });
 
   await new Promise<void>((resolve, reject) => {
-    front.once('error', reject);
-    front.listen(opts.port, opts.host, () => {
-      front.off('error', reject);
+    const onError = (err: Error) => reject(listenError('server.admin.listen', opts.host, opts.port, err));
+    front.once('error', onError);
+    // exclusive: never share the port with another process, whatever the platform's defaults.
+    front.listen({ port: opts.port, host: opts.host, exclusive: true }, () => {
+      front.off('error', onError);
       resolve();
     });
   });

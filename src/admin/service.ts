@@ -5,6 +5,7 @@ import {
   AdminService,
   BackendType,
   CopyState,
+  HealthState,
   type GetStatusResponseSchema,
   type ListBackendsResponseSchema,
   type ListBucketsResponseSchema,
@@ -41,6 +42,12 @@ export function toConnectError(err: unknown, log: Logger, method: string): Conne
   log.error('admin rpc failed', { method, err });
   return new ConnectError('internal error', Code.Internal);
 }
+
+const HEALTH_STATE = {
+  healthy: HealthState.HEALTHY,
+  degraded: HealthState.DEGRADED,
+  unavailable: HealthState.UNAVAILABLE,
+} as const;
 
 /** Converts a non-negative count or byte size to the uint64 the wire carries. */
 function u64(n: number): bigint {
@@ -96,6 +103,15 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
         reservedBytes: u64(b.reservedBytes),
         objectCount: u64(b.objectCount),
         healthy: b.healthy,
+        ...(b.health
+          ? {
+              healthState: HEALTH_STATE[b.health.state],
+              healthSince: timestampFromDate(b.health.since),
+              lastError: b.health.lastError?.message ?? '',
+              ...(b.health.lastError ? { lastErrorAt: timestampFromDate(b.health.lastError.at) } : {}),
+              ...(b.health.lastOkAt ? { lastOkAt: timestampFromDate(b.health.lastOkAt) } : {}),
+            }
+          : {}),
       })),
     }));
   }
@@ -119,7 +135,16 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
     return this.#guard('LocateObject', async () => {
       if (req.bucket === '') throw new ConnectError('bucket is required', Code.InvalidArgument);
       if (req.key === '') throw new ConnectError('key is required', Code.InvalidArgument);
-      const { version, copies } = await this.#deps.locate(req.bucket, req.key);
+      const { version, copies } = await this.#deps.locate(req.bucket, req.key).catch((err: unknown) => {
+        // Say which of the two is missing: the bucket, or the key in an existing bucket.
+        if (err instanceof CoreError && err.code === 'NoSuchBucket') {
+          throw new ConnectError(`bucket ${JSON.stringify(req.bucket)} does not exist`, Code.NotFound);
+        }
+        if (err instanceof CoreError && err.code === 'NoSuchKey') {
+          throw new ConnectError(`bucket ${JSON.stringify(req.bucket)} has no object with key ${JSON.stringify(req.key)}`, Code.NotFound);
+        }
+        throw err;
+      });
       return {
         bucket: version.bucket,
         key: version.key,

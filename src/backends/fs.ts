@@ -5,15 +5,11 @@ import path from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FsBackendConfig } from '../config/types.js';
-import {
-  BackendError,
-  type Backend,
-  type BackendErrorKind,
-  type BackendListEntry,
-  type ByteRange,
-  type PhysicalMeta,
-} from './backend.js';
-import { callerCaused, ExactLength, isAbortError, Md5Tap } from './stream-util.js';
+import { BackendError, type Backend, type BackendListEntry, type ByteRange, type PhysicalMeta } from './backend.js';
+import { byteCompare, fsyncPath, ignoreMissing, mapFsError, MISSING, normalEtag, treeUsage, writeDurable } from './fs-util.js';
+import { callerCaused, ExactLength, Md5Tap } from './stream-util.js';
+
+export { mapFsError } from './fs-util.js';
 
 /** Suffix of the file holding an object's {@link PhysicalMeta}, next to the data file. */
 export const SIDECAR_SUFFIX = '.meta.json';
@@ -24,91 +20,38 @@ export const TMP_DIR = '.tmp';
  * its {@link PhysicalMeta}) and one file per part, named by its number.
  */
 export const MPU_DIR = '.mpu';
+/**
+ * The identity file at the root: `{ "backend": name, "id": random, "created": ISO time }`, written once at
+ * first use. Writes (and deletes) are refused while it is missing or names another identity, so an
+ * unmounted disk is never silently replaced by an empty directory on the filesystem beneath it.
+ */
+export const IDENTITY_FILE = '.s3o-backend.json';
 const HIGH_WATER_MARK = 256 * 1024;
 /** Reads and writes while assembling parts: fewer, larger syscalls for what may be gigabytes of copying. */
 const ASSEMBLY_HIGH_WATER_MARK = 4 * 1024 * 1024;
 const UPLOAD_ID = /^[A-Za-z0-9_-]{16,64}$/;
 const MAX_PART_NUMBER = 10_000;
 const DEFAULT_LIST_LIMIT = 1000;
-/** Temp files older than this are leftovers of a crash; check() removes them. */
-const STALE_TMP_MS = 60 * 60 * 1000;
-
-const MISSING = new Set(['ENOENT', 'ENOTDIR']);
-const KIND_BY_CODE: Record<string, BackendErrorKind> = {
-  EACCES: 'AccessDenied',
-  EPERM: 'AccessDenied',
-  EROFS: 'AccessDenied',
-  ENOSPC: 'Full',
-  EDQUOT: 'Full',
-  EFBIG: 'Full',
-  EIO: 'Unavailable',
-  EMFILE: 'Unavailable',
-  ENFILE: 'Unavailable',
-  EBUSY: 'Unavailable',
-  EAGAIN: 'Unavailable',
-  ETIMEDOUT: 'Unavailable',
-  ESTALE: 'Unavailable',
-  ENOTCONN: 'Unavailable',
-  EHOSTDOWN: 'Unavailable',
-};
-
-/**
- * Classifies a filesystem error. `missing` says what ENOENT means for the call: a missing object (NotFound)
- * or a vanished root directory while writing (Unavailable).
- */
-export function mapFsError(
-  backend: string,
-  err: unknown,
-  what: string,
-  missing: BackendErrorKind = 'NotFound',
-): BackendError {
-  if (err instanceof BackendError) return err;
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const kind: BackendErrorKind = isAbortError(err)
-    ? 'Aborted'
-    : MISSING.has(code)
-      ? missing
-      : (KIND_BY_CODE[code] ?? 'Other');
-  const message = err instanceof Error ? err.message : String(err);
-  return new BackendError(backend, kind, `${what}: ${message}`, { cause: err });
+/** What the backend knows, from outside, about its directory's identity (see {@link FsBackend.expectIdentity}). */
+export interface IdentityExpectation {
+  /** The identity id recorded at first use (the metadata database keeps it). */
+  id?: string;
+  /** The backend is known to hold objects: an empty or missing root is then never a first use. */
+  hasData?: boolean;
 }
 
-/** Byte order of the UTF-8 encodings, which is the order S3 lists keys in. */
-function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
-async function ignoreMissing(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    if (!MISSING.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
-  }
-}
-
-/** Writes a small file and fsyncs it, so a later rename publishes durable bytes. */
-async function writeDurable(file: string, data: string): Promise<void> {
-  const fh = await open(file, 'wx', 0o644);
-  try {
-    await fh.writeFile(data, 'utf8');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** An ETag as the client may quote it, compared without quotes and case. */
-function normalEtag(etag: string): string {
-  return etag.replace(/"/g, '').toLowerCase();
-}
-
-async function fsyncPath(p: string, flags: string): Promise<void> {
-  const fh = await open(p, flags);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+/** What {@link FsBackend.sweepLeftovers} found (sizes in bytes). */
+export interface LeftoverReport {
+  /** Temp files of writes in progress or dead, and their bytes. */
+  tmpFiles: number;
+  tmpBytes: number;
+  /** Multipart upload directories that no upload in progress references, and their bytes. */
+  orphanUploads: number;
+  orphanUploadBytes: number;
+  /** What was removed (leftovers older than the safe age). */
+  removedFiles: number;
+  removedUploads: number;
+  removedBytes: number;
 }
 
 /**
@@ -127,12 +70,141 @@ export class FsBackend implements Backend {
   readonly root: string;
   private readonly tmpDir: string;
   private readonly mpuDir: string;
+  private readonly identityPath: string;
+  /** The identity this backend writes under, once established by check() or the first write. */
+  #identity: string | undefined;
+  #expect: IdentityExpectation = {};
+  /** Temp files this process is writing right now: never leftovers, whatever their age. */
+  readonly #activeTemps = new Set<string>();
 
   constructor(cfg: FsBackendConfig) {
     this.name = cfg.name;
     this.root = path.resolve(cfg.path);
     this.tmpDir = path.join(this.root, TMP_DIR);
     this.mpuDir = path.join(this.root, MPU_DIR);
+    this.identityPath = path.join(this.root, IDENTITY_FILE);
+  }
+
+  /** The identity id, once established (after check() or a first write). */
+  get identity(): string | undefined {
+    return this.#identity;
+  }
+
+  /**
+   * Tells the backend what is known about its directory before check(): the identity recorded at first use
+   * and whether it holds objects. With either, a missing root or identity file is an outage (a disk not
+   * mounted), never a first use: nothing is created.
+   */
+  expectIdentity(expect: IdentityExpectation): void {
+    this.#expect = { ...expect };
+    this.#identity = undefined;
+  }
+
+  private unavailable(message: string, cause?: unknown): BackendError {
+    return new BackendError(this.name, 'Unavailable', `fs backend "${this.name}": ${message}`, cause === undefined ? undefined : { cause });
+  }
+
+  private async readIdentity(): Promise<{ backend?: unknown; id?: unknown } | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.identityPath, 'utf8');
+    } catch (err) {
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw mapFsError(this.name, err, `read ${IDENTITY_FILE}`, 'Unavailable');
+    }
+    try {
+      return JSON.parse(text) as { backend?: unknown; id?: unknown };
+    } catch (err) {
+      throw this.unavailable(`${this.identityPath} is not valid JSON`, err);
+    }
+  }
+
+  /**
+   * Establishes the identity: adopts the identity file when present (it must be this backend's, and the
+   * expected one when known), or writes it at first use. First use means: no identity is expected, and the
+   * backend is not known to hold data or its root exists with data (a directory used before identity files
+   * existed). Only a first use may create the root directory.
+   */
+  private async establishIdentity(mayCreateRoot: boolean): Promise<string> {
+    const found = await this.readIdentity();
+    const expected = this.#expect.id;
+    if (found) {
+      if (found.backend !== this.name || typeof found.id !== 'string') {
+        throw this.unavailable(`${this.identityPath} belongs to backend ${JSON.stringify(found.backend)}, not to this one: is the right disk mounted at ${this.root}?`);
+      }
+      if (expected !== undefined && found.id !== expected) {
+        throw this.unavailable(`${this.identityPath} has identity ${found.id}, not ${expected} recorded at first use: another directory is mounted at ${this.root}`);
+      }
+      this.#identity = found.id;
+      return found.id;
+    }
+    if (expected !== undefined) {
+      throw this.unavailable(`${this.identityPath} is missing (identity ${expected} was recorded at first use): is the disk mounted? Nothing is written until it is back`);
+    }
+    const rootExists = await stat(this.root).then((st) => st.isDirectory(), () => false);
+    const hasEntries = rootExists && (await readdir(this.root)).some((n) => n !== TMP_DIR && n !== MPU_DIR);
+    if (this.#expect.hasData && !hasEntries) {
+      throw this.unavailable(`${this.root} is ${rootExists ? 'empty' : 'missing'} although the backend holds objects: is the disk mounted? Nothing is written until it is back`);
+    }
+    if (!rootExists) {
+      if (!mayCreateRoot) throw this.unavailable(`directory ${this.root} is missing`);
+      await mkdir(this.root, { recursive: true });
+    }
+    const id = randomBytes(16).toString('hex');
+    try {
+      await writeDurable(this.identityPath, JSON.stringify({ backend: this.name, id, created: new Date().toISOString() }) + '\n');
+      await fsyncPath(this.root, 'r');
+    } catch (err) {
+      // Two first uses at once (several instances sharing the directory): the other one's file wins.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return this.establishIdentity(false);
+      throw err;
+    }
+    this.#identity = id;
+    return id;
+  }
+
+  /** Refuses to touch the directory unless its identity file is present and ours (checked on every write). */
+  private async assertIdentity(): Promise<void> {
+    if (this.#identity === undefined) {
+      await this.establishIdentity(false);
+      return;
+    }
+    const found = await this.readIdentity();
+    if (!found) {
+      throw this.unavailable(`${this.identityPath} is missing: is the disk mounted? Nothing is written until it is back`);
+    }
+    if (found.id !== this.#identity || found.backend !== this.name) {
+      throw this.unavailable(`${this.identityPath} has identity ${String(found.id)}, not ${this.#identity}: another directory is mounted at ${this.root}`);
+    }
+  }
+
+  /** After a read found nothing: an object is missing only if the directory is the right one. */
+  private async missingOrUnavailable(err: unknown, what: string): Promise<BackendError> {
+    await this.assertIdentity();
+    return mapFsError(this.name, err, what);
+  }
+
+  /**
+   * Creates `dir` and its missing parents, but never the root itself: if the root is gone (an unmounted
+   * disk), this fails with ENOENT instead of re-creating it on the filesystem beneath.
+   */
+  private async ensureDir(dir: string): Promise<void> {
+    if (dir === this.root) {
+      await stat(this.root);
+      return;
+    }
+    if (!dir.startsWith(this.root + path.sep)) throw new Error(`${dir} is outside ${this.root}`);
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'ENOENT') throw err;
+      await this.ensureDir(path.dirname(dir));
+      await mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }
   }
 
   /** Maps a physical key to a path inside the root; rejects anything that could escape it or collide. */
@@ -144,6 +216,7 @@ export class FsBackend implements Backend {
       segments.some((s) => s === '' || s === '.' || s === '..') ||
       segments[0] === TMP_DIR ||
       segments[0] === MPU_DIR ||
+      segments[0] === IDENTITY_FILE ||
       key.endsWith(SIDECAR_SUFFIX);
     const p = path.join(this.root, ...segments);
     if (bad || !p.startsWith(this.root + path.sep)) {
@@ -152,8 +225,15 @@ export class FsBackend implements Backend {
     return p;
   }
 
+  /** A new temp file name, registered as in progress until {@link doneTemp}. */
   private tmpName(): string {
-    return path.join(this.tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`);
+    const p = path.join(this.tmpDir, `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`);
+    this.#activeTemps.add(p);
+    return p;
+  }
+
+  private doneTemp(p: string): void {
+    this.#activeTemps.delete(p);
   }
 
   /** Renames finished temp files into place (last pair last), then fsyncs the directory. */
@@ -161,7 +241,7 @@ export class FsBackend implements Backend {
     const dir = path.dirname(dest);
     for (let attempt = 0; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
+        await this.ensureDir(dir);
         for (const [from, to] of pairs) await rename(from, to);
         break;
       } catch (err) {
@@ -207,8 +287,9 @@ export class FsBackend implements Backend {
     body.on('error', onBodyError);
     try {
       signal?.throwIfAborted();
+      await this.assertIdentity();
       await opts.ready?.();
-      await mkdir(this.tmpDir, { recursive: true });
+      await this.ensureDir(this.tmpDir);
       // flush: fsync before close, and pipeline resolves only after 'close', so the bytes are durable here.
       const out = createWriteStream(tmpData, { flags: 'wx', mode: 0o644, flush: true, highWaterMark: HIGH_WATER_MARK });
       const tap = opts.md5 ? new Md5Tap() : undefined;
@@ -227,6 +308,7 @@ export class FsBackend implements Backend {
       throw mapFsError(this.name, err, what, 'Unavailable');
     } finally {
       body.off('error', onBodyError);
+      this.doneTemp(tmpData);
     }
   }
 
@@ -242,6 +324,7 @@ export class FsBackend implements Backend {
       });
       return signal ? addAbortSignal(signal, stream) : stream;
     } catch (err) {
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) throw await this.missingOrUnavailable(err, `get ${key}`);
       throw mapFsError(this.name, err, `get ${key}`);
     }
   }
@@ -260,13 +343,18 @@ export class FsBackend implements Backend {
       }
       return meta ? { size: st.size, meta } : { size: st.size };
     } catch (err) {
-      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) return null;
+      if (MISSING.has((err as NodeJS.ErrnoException).code ?? '')) {
+        await this.assertIdentity();
+        return null;
+      }
       throw mapFsError(this.name, err, `head ${key}`);
     }
   }
 
   async delete(key: string): Promise<void> {
     const p = this.resolve(key);
+    // Deleting from the wrong directory would "succeed" and let the quota go while the bytes stay.
+    await this.assertIdentity();
     try {
       await ignoreMissing(unlink(p));
       await ignoreMissing(unlink(p + SIDECAR_SUFFIX));
@@ -291,6 +379,7 @@ export class FsBackend implements Backend {
   async copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void> {
     const src = this.resolve(srcKey);
     const dest = this.resolve(dstKey);
+    await this.assertIdentity();
     try {
       await stat(src);
     } catch (err) {
@@ -299,7 +388,7 @@ export class FsBackend implements Backend {
     const tmpData = this.tmpName();
     const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
     try {
-      await mkdir(this.tmpDir, { recursive: true });
+      await this.ensureDir(this.tmpDir);
       // FICLONE shares extents on filesystems that can (btrfs, xfs) and falls back to a byte copy elsewhere.
       await copyFile(src, tmpData, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
       await fsyncPath(tmpData, 'r+');
@@ -311,6 +400,8 @@ export class FsBackend implements Backend {
     } catch (err) {
       await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
       throw mapFsError(this.name, err, `copy ${srcKey} -> ${dstKey}`, 'NotFound');
+    } finally {
+      this.doneTemp(tmpData);
     }
   }
 
@@ -320,6 +411,7 @@ export class FsBackend implements Backend {
   ): Promise<{ entries: BackendListEntry[]; truncated: boolean }> {
     const limit = opts?.limit ?? DEFAULT_LIST_LIMIT;
     const entries: BackendListEntry[] = [];
+    await this.assertIdentity();
     try {
       for await (const entry of this.walk(this.root, '', prefix, opts?.startAfter)) {
         if (entries.length >= limit) return { entries, truncated: true };
@@ -350,6 +442,7 @@ export class FsBackend implements Backend {
     }
     const items = dirents
       .filter((d) => (d.isDirectory() ? !(dirKey === '' && (d.name === TMP_DIR || d.name === MPU_DIR)) : d.isFile()))
+      .filter((d) => !(dirKey === '' && d.name === IDENTITY_FILE))
       .filter((d) => d.isDirectory() || !d.name.endsWith(SIDECAR_SUFFIX))
       .map((d) => ({ d, key: dirKey + d.name + (d.isDirectory() ? '/' : '') }))
       .sort((a, b) => byteCompare(a.key, b.key));
@@ -404,8 +497,9 @@ export class FsBackend implements Backend {
     this.resolve(key);
     const uploadId = randomBytes(16).toString('base64url');
     const dir = this.uploadDir(uploadId);
+    await this.assertIdentity();
     try {
-      await mkdir(dir, { recursive: true });
+      await this.ensureDir(dir);
       await writeDurable(path.join(dir, 'meta.json'), JSON.stringify({ key, meta }));
       await fsyncPath(dir, 'r');
       await fsyncPath(this.mpuDir, 'r');
@@ -483,11 +577,12 @@ export class FsBackend implements Backend {
         throw new BackendError(this.name, 'Other', `${what}: part numbers must be strictly ascending`);
       }
     });
+    await this.assertIdentity();
     const { dir, meta } = await this.readUpload(key, uploadId, what);
     const tmpData = this.tmpName();
     const tmpMeta = `${tmpData}${SIDECAR_SUFFIX}`;
     try {
-      await mkdir(this.tmpDir, { recursive: true });
+      await this.ensureDir(this.tmpDir);
       const out = createWriteStream(tmpData, {
         flags: 'wx',
         mode: 0o644,
@@ -503,6 +598,8 @@ export class FsBackend implements Backend {
     } catch (err) {
       await Promise.all([unlink(tmpData).catch(() => undefined), unlink(tmpMeta).catch(() => undefined)]);
       throw mapFsError(this.name, err, what, 'Unavailable');
+    } finally {
+      this.doneTemp(tmpData);
     }
     // The object is complete and durable; a leftover upload directory is only garbage for abort to remove.
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -544,6 +641,7 @@ export class FsBackend implements Backend {
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     const what = `abort multipart ${key}`;
     const dir = this.uploadDir(uploadId);
+    await this.assertIdentity();
     try {
       await this.readUpload(key, uploadId, what);
     } catch (err) {
@@ -559,13 +657,24 @@ export class FsBackend implements Backend {
     }
   }
 
+  /**
+   * Establishes or verifies the directory's identity (creating the root and its identity file only at first
+   * use, see {@link establishIdentity}), then proves the directory writable with a probe file.
+   */
   async check(): Promise<void> {
     try {
-      await mkdir(this.tmpDir, { recursive: true });
+      if (this.#identity === undefined) await this.establishIdentity(true);
+      await this.assertIdentity();
+      await this.ensureDir(this.tmpDir);
       const probe = this.tmpName();
-      await writeFile(probe, 'ok');
-      await unlink(probe);
+      try {
+        await writeFile(probe, 'ok');
+        await unlink(probe);
+      } finally {
+        this.doneTemp(probe);
+      }
     } catch (err) {
+      if (err instanceof BackendError) throw err;
       const e = mapFsError(this.name, err, 'check', 'Unavailable');
       throw new BackendError(
         this.name,
@@ -574,18 +683,48 @@ export class FsBackend implements Backend {
         { cause: err },
       );
     }
-    await this.removeStaleTemps();
   }
 
-  /** Deletes temp files a crashed process left behind; best effort. */
-  private async removeStaleTemps(): Promise<void> {
-    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
-    const cutoff = Date.now() - STALE_TMP_MS;
-    for (const n of names) {
+  /**
+   * Measures what crashes leave behind, which no quota counts: temp files of writes that never finished
+   * and multipart upload directories that no upload in progress references (`activeUploads`: the backend
+   * upload ids of the uploads the metadata database still holds, whatever their state). Removes those
+   * older than `olderThanMs` (by the newest modification time inside them); temp files this process is
+   * writing are never touched. A live write keeps its temp file's mtime fresh, and a new upload's
+   * directory is young until its row is committed, so the age is what makes removal safe.
+   */
+  async sweepLeftovers(opts: { olderThanMs: number; activeUploads: ReadonlySet<string>; now?: number }): Promise<LeftoverReport> {
+    const report: LeftoverReport = { tmpFiles: 0, tmpBytes: 0, orphanUploads: 0, orphanUploadBytes: 0, removedFiles: 0, removedUploads: 0, removedBytes: 0 };
+    if (this.#identity === undefined) return report;
+    // Never sweep a directory that is not ours (a disk mounted elsewhere, or none).
+    await this.assertIdentity();
+    const cutoff = (opts.now ?? Date.now()) - opts.olderThanMs;
+    for (const n of await readdir(this.tmpDir).catch(() => [] as string[])) {
       const p = path.join(this.tmpDir, n);
+      if (this.#activeTemps.has(p) || this.#activeTemps.has(p.slice(0, -SIDECAR_SUFFIX.length))) continue;
       const st = await stat(p).catch(() => null);
-      if (st?.isFile() && st.mtimeMs < cutoff) await unlink(p).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      report.tmpFiles++;
+      report.tmpBytes += st.size;
+      if (st.mtimeMs < cutoff && (await unlink(p).then(() => true, () => false))) {
+        report.removedFiles++;
+        report.removedBytes += st.size;
+      }
     }
+    for (const id of await readdir(this.mpuDir).catch(() => [] as string[])) {
+      if (opts.activeUploads.has(id)) continue;
+      const dir = path.join(this.mpuDir, id);
+      const usage = await treeUsage(dir);
+      if (!usage) continue;
+      report.orphanUploads++;
+      report.orphanUploadBytes += usage.bytes;
+      if (usage.newestMtimeMs < cutoff) {
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        report.removedUploads++;
+        report.removedBytes += usage.bytes;
+      }
+    }
+    return report;
   }
 
   async close(): Promise<void> {

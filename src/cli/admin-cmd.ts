@@ -13,6 +13,7 @@ import {
   BackendType,
   CopyState,
   GetStatusResponseSchema,
+  HealthState,
   ListBackendsResponseSchema,
   ListBucketsResponseSchema,
   LocateObjectResponseSchema,
@@ -108,6 +109,12 @@ function formatStatus(s: GetStatusResponse): string {
   ]);
 }
 
+const HEALTH_NAMES: Record<number, string> = {
+  [HealthState.HEALTHY]: 'healthy',
+  [HealthState.DEGRADED]: 'degraded',
+  [HealthState.UNAVAILABLE]: 'unavailable',
+};
+
 function formatBackends(r: ListBackendsResponse): string {
   if (r.backends.length === 0) return 'no backends\n';
   const rows = r.backends.map((b) => {
@@ -115,7 +122,7 @@ function formatBackends(r: ListBackendsResponse): string {
     return [
       b.name,
       b.type === BackendType.S3 ? 's3' : b.type === BackendType.FS ? 'fs' : '?',
-      b.healthy ? 'yes' : 'NO',
+      b.healthy ? 'yes' : b.healthState === HealthState.DEGRADED ? 'degraded' : 'NO',
       humanBytes(b.usedBytes),
       humanBytes(b.reservedBytes),
       quota === 0 ? 'unlimited' : humanBytes(quota),
@@ -123,7 +130,12 @@ function formatBackends(r: ListBackendsResponse): string {
       String(b.objectCount),
     ];
   });
-  return table(['NAME', 'TYPE', 'HEALTHY', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [3, 4, 5, 6, 7]);
+  // Why a backend is not healthy, one line each under the table.
+  const notes = r.backends
+    .filter((b) => !b.healthy && b.healthState !== HealthState.UNSPECIFIED)
+    .map((b) => `${b.name}: ${HEALTH_NAMES[b.healthState] ?? '?'} since ${iso(b.healthSince)}${b.lastError ? `: ${b.lastError}` : ''}\n`);
+  const t = table(['NAME', 'TYPE', 'HEALTHY', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [3, 4, 5, 6, 7]);
+  return notes.length > 0 ? `${t}\n${notes.join('')}` : t;
 }
 
 function formatBuckets(r: ListBucketsResponse): string {

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startOrchestrator } from '../app.js';
+import { startOrchestrator, type Orchestrator } from '../app.js';
 import { zeroConfig } from '../config/defaults.js';
 import { ConfigError, loadConfigFile, parseListen } from '../config/load.js';
 import type { Config } from '../config/types.js';
@@ -7,26 +8,59 @@ import { createLogger } from '../log.js';
 import { runAdmin } from './admin-cmd.js';
 import { runConfigValidate } from './config-cmd.js';
 
-const USAGE = `usage: s3-orchestrator <command>
+/** package.json's version (read once; `--version` on every command prints it). */
+export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
 
   serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT]
                                        run the S3 and admin servers (no --config: zero-config mode,
-                                       embedded metadata and two local backends under DIR, default ./data);
-                                       the listen flags override the configuration (port 0 = any free port)
+                                       embedded metadata and two local backends under DIR, default ./data,
+                                       S3 on 127.0.0.1:9000 only); the listen flags override the
+                                       configuration (port 0 = any free port)
   config validate FILE                 check a configuration file and summarise it
   admin status|backends|buckets|locate BUCKET KEY [--server URL] [--token T] [--json]
                                        query a running orchestrator's admin API
+
+Every command accepts --help and --version.
+`;
+
+const SERVE_USAGE = `usage: s3-orchestrator serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT]
+
+  --config FILE            the configuration file (docs/configuration.md); without it: zero-config mode
+  --data DIR               zero-config data directory (default ./data): embedded database in DIR/meta,
+                           backends local1 and local2 in DIR/backends
+  --s3-listen HOST:PORT    S3 listener (zero-config default 127.0.0.1:9000, this machine only;
+                           --s3-listen 0.0.0.0:9000 exposes it on every interface)
+  --admin-listen HOST:PORT admin listener (default 127.0.0.1:9001)
+
+SIGTERM or SIGINT stops gracefully: requests in flight may finish for server.shutdown_timeout (30s),
+the rest are aborted; a second signal aborts them at once.
+`;
+
+const CONFIG_USAGE = `usage: s3-orchestrator config validate FILE
+
+  check a configuration file, print a summary (exit 0) or every problem (exit 1)
 `;
 
 /** The command-line entry point; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // --version anywhere before a `--` (every command accepts it).
+  const flags = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (flags.includes('--version') || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(`s3-orchestrator ${VERSION}\n`);
+    return 0;
+  }
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
   switch (cmd) {
     case 'serve':
+      if (wantsHelp) return help(SERVE_USAGE);
       return serve(rest);
     case 'config':
+      if (wantsHelp) return help(CONFIG_USAGE);
       if (rest[0] === 'validate' && rest[1] && rest.length === 2) return runConfigValidate(rest[1]);
-      process.stderr.write(`usage: s3-orchestrator config validate FILE\n`);
+      process.stderr.write(CONFIG_USAGE);
       return 2;
     case 'admin':
       return runAdmin(rest);
@@ -42,6 +76,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+function help(text: string): number {
+  process.stdout.write(text);
+  return 0;
+}
+
 async function serve(args: string[]): Promise<number> {
   let values: { config?: string | undefined; data?: string | undefined; 's3-listen'?: string | undefined; 'admin-listen'?: string | undefined };
   try {
@@ -50,7 +89,11 @@ async function serve(args: string[]): Promise<number> {
       options: { config: { type: 'string' }, data: { type: 'string' }, 's3-listen': { type: 'string' }, 'admin-listen': { type: 'string' } },
     }));
   } catch (err) {
-    process.stderr.write(`serve: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`serve: ${err instanceof Error ? err.message : String(err)}\n\n${SERVE_USAGE}`);
+    return 2;
+  }
+  if (values.config && values.data) {
+    process.stderr.write(`serve: --data is for zero-config mode; with --config, set database.path and backends[].path in the file\n`);
     return 2;
   }
   let config: Config;
@@ -61,19 +104,50 @@ async function serve(args: string[]): Promise<number> {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `serve: ${String(err)}\n`);
     return 1;
   }
+  // The AWS SDK warns at every start that its releases after early 2027 need Node 22. The @aws-sdk/*
+  // versions are pinned in package.json (3.1175.0 works on Node 20 and stays so); the warning is about
+  // upgrades we only make deliberately, so an operator can do nothing about it: silence it on purpose
+  // (unless the environment already says otherwise).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const log = createLogger();
-  let orch;
+  const started = Date.now();
+  let orch: Orchestrator;
   try {
-    orch = await startOrchestrator(config, { log });
+    // Progress goes to stderr (stdout carries only the banner): a first start may take seconds.
+    orch = await startOrchestrator(config, { log, progress: (step) => process.stderr.write(`starting: ${step}...\n`) });
   } catch (err) {
     process.stderr.write(`s3-orchestrator: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
+  process.stdout.write(banner(config, orch, Date.now() - started));
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      log.info('shutting down', { signal: sig, deadlineMs: config.server.shutdownTimeoutMs });
+      process.stderr.write(`s3-orchestrator: ${sig}: stopping (requests in flight may finish; send it again to abort them now)\n`);
+      // A second signal cuts the drain short.
+      const again = (s: string) => {
+        log.warn('second signal: aborting requests in flight now', { signal: s });
+        void orch.stop({ deadlineMs: 0 });
+      };
+      process.once('SIGINT', again);
+      process.once('SIGTERM', again);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await orch.stop();
+  process.stderr.write('s3-orchestrator: stopped\n');
+  return 0;
+}
+
+/** The start-up banner: the addresses actually bound, never a guess. */
+function banner(config: Config, orch: Orchestrator, ms: number): string {
   const { s3, admin } = config.server;
   const lines = [
-    `s3-orchestrator is running`,
-    `  S3 endpoint   http://${displayHost(s3.host)}:${orch.s3Port}  (region ${s3.region})`,
-    `  admin API     http://${displayHost(admin.host)}:${orch.adminPort}  (/healthz /readyz /metrics)`,
+    `s3-orchestrator ${VERSION} is running (started in ${(ms / 1000).toFixed(1)} s)`,
+    `  S3 endpoint   http://${orch.s3Address}  (region ${s3.region})${exposure(s3.host, orch.s3Port, config.source === undefined)}`,
+    `  admin API     http://${orch.adminAddress}  (/healthz /readyz /metrics)${exposure(admin.host, orch.adminPort, false)}`,
     `  metadata      ${config.database.url ? 'PostgreSQL' : `embedded PostgreSQL in ${config.database.path}`}`,
     `  backends      ${config.backends.map((b) => `${b.name} (${b.type})`).join(', ')}`,
   ];
@@ -84,20 +158,31 @@ async function serve(args: string[]): Promise<number> {
       `  secret key    ${orch.demo.secretAccessKey}`,
       ``,
       `  try: AWS_ACCESS_KEY_ID=${orch.demo.accessKeyId} AWS_SECRET_ACCESS_KEY=${orch.demo.secretAccessKey} \\`,
-      `       aws --endpoint-url http://127.0.0.1:${orch.s3Port} s3 ls s3://${orch.demo.bucket}`,
+      `       aws --endpoint-url ${clientUrl(s3.host, orch.s3Port)} s3 ls s3://${orch.demo.bucket}`,
     );
   }
-  process.stdout.write(lines.join('\n') + '\n');
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: string) => {
-      log.info('shutting down', { signal: sig });
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-  await orch.stop();
-  return 0;
+  return lines.join('\n') + '\n';
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** What the bound address means for who can reach it; in zero-config mode, how to expose it. */
+function exposure(host: string, port: number, zeroConfigMode: boolean): string {
+  if (isWildcard(host)) return `\n                every interface of this machine (from here: ${clientUrl(host, port)})`;
+  if (isLoopback(host)) return zeroConfigMode ? `\n                this machine only; to expose it: serve --s3-listen 0.0.0.0:${port}` : '';
+  return '';
+}
+
+/** A URL a client on this machine can use for the listener. */
+function clientUrl(host: string, port: number): string {
+  if (isWildcard(host)) return `http://${host === '::' ? '[::1]' : '127.0.0.1'}:${port}`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** Applies --s3-listen / --admin-listen over the configuration's listeners. */
@@ -106,13 +191,9 @@ function withListenFlags(config: Config, s3?: string, admin?: string): Config {
   return {
     ...config,
     server: {
+      ...config.server,
       s3: s3 ? { ...config.server.s3, ...parseListen(s3, '--s3-listen') } : config.server.s3,
       admin: admin ? { ...config.server.admin, ...parseListen(admin, '--admin-listen') } : config.server.admin,
     },
   };
-}
-
-function displayHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
 }

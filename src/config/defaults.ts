@@ -25,6 +25,9 @@ export const DEFAULTS = {
   cleanupDelayMs: 30_000,
   staleWriteMs: 10 * 60_000,
   abandonedUploadMs: 7 * 24 * 3600_000,
+  shutdownTimeoutMs: 30_000,
+  /** Zero-config mode listens on loopback only: nothing is exposed until the operator asks for it. */
+  zeroConfigS3Host: '127.0.0.1',
 } as const;
 
 /** Freezes `value` and everything reachable from it, so a Config cannot be changed after loading. */
@@ -39,7 +42,8 @@ export function deepFreeze<T>(value: T): T {
 /**
  * The configuration used when no file is given: the embedded PostgreSQL in `<dataDir>/pg`, two local
  * directory backends `local1` and `local2` under `<dataDir>/backends/`, no quotas, no configured
- * buckets, default listeners, and `demo: true` (the demo bucket and its keys live in the database).
+ * buckets, the S3 listener on loopback (127.0.0.1:9000; `--s3-listen 0.0.0.0:9000` exposes it), the default
+ * admin listener, and `demo: true` (the demo bucket and its keys live in the database).
  * Paths are resolved against the current directory.
  */
 export function zeroConfig(dataDir = './data'): Config {
@@ -47,13 +51,14 @@ export function zeroConfig(dataDir = './data'): Config {
   return deepFreeze<Config>({
     server: {
       s3: {
-        host: DEFAULTS.s3Host,
+        host: DEFAULTS.zeroConfigS3Host,
         port: DEFAULTS.s3Port,
         region: DEFAULTS.region,
         virtualHostDomains: [],
         idleTimeoutMs: DEFAULTS.idleTimeoutMs,
       },
       admin: { host: DEFAULTS.adminHost, port: DEFAULTS.adminPort },
+      shutdownTimeoutMs: DEFAULTS.shutdownTimeoutMs,
     },
     database: {
       path: path.join(root, 'pg'),

@@ -101,7 +101,7 @@ export async function loadConfigFile(file: string, env: Env = process.env): Prom
 export function resolveConfig(raw: unknown, source: string | undefined, env: Env = process.env, cwd = process.cwd()): Config {
   const c = new Checker(env);
   const top = raw === null || raw === undefined ? {} : c.mapping(raw, '', TOP_KEYS) ?? {};
-  const server = c.mapping(top.server, 'server', ['s3', 'admin']) ?? {};
+  const server = c.mapping(top.server, 'server', ['s3', 'admin', 'shutdown_timeout']) ?? {};
   const s3 = c.mapping(server.s3, 'server.s3', ['listen', 'region', 'virtual_host_domains', 'idle_timeout']) ?? {};
   const admin = c.mapping(server.admin, 'server.admin', ['listen', 'token']) ?? {};
 
@@ -116,6 +116,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
   }
   const idle = c.duration(s3.idle_timeout, 'server.s3.idle_timeout');
   if (idle === 0) c.problem('server.s3.idle_timeout', 'must be greater than 0');
+  const shutdownTimeoutMs = c.duration(server.shutdown_timeout, 'server.shutdown_timeout') ?? DEFAULTS.shutdownTimeoutMs;
 
   const config: Config = {
     ...(source !== undefined ? { source } : {}),
@@ -127,6 +128,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
         idleTimeoutMs: idle || DEFAULTS.idleTimeoutMs,
       },
       admin: { ...adminListen, ...(token !== undefined ? { token } : {}) },
+      shutdownTimeoutMs,
     },
     database: readDatabase(c, top.database, cwd),
     placement: readPlacement(c, top.placement),

@@ -107,7 +107,15 @@ export interface WorkersConfig {
 export interface Config {
   /** The file the configuration came from, or undefined for zero-config defaults. */
   source?: string;
-  server: { s3: S3ServerConfig; admin: AdminServerConfig };
+  server: {
+    s3: S3ServerConfig;
+    admin: AdminServerConfig;
+    /**
+     * `server.shutdown_timeout`: how long a graceful stop (SIGTERM) lets requests in flight finish before
+     * aborting them, ms (default 30s; 0 aborts at once). Optional for hand-built configurations.
+     */
+    shutdownTimeoutMs?: number;
+  };
   database: DatabaseConfig;
   placement: PlacementConfig;
   backends: readonly BackendConfig[];

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Backend, ByteRange, PhysicalMeta } from '../backends/backend.js';
 import type { Metrics } from '../metrics.js';
+import type { HealthTracker } from './health.js';
 
 /**
  * The configured backends, by name and in config order, each wrapped so every call is timed in
@@ -10,9 +11,13 @@ export class BackendRegistry {
   readonly #byName = new Map<string, Backend>();
   readonly #order: string[] = [];
 
-  constructor(backends: readonly Backend[], metrics?: Metrics) {
+  /** Live health of the backends, fed by every call made through this registry (when given). */
+  readonly health: HealthTracker | undefined;
+
+  constructor(backends: readonly Backend[], metrics?: Metrics, health?: HealthTracker) {
+    this.health = health;
     for (const b of backends) {
-      this.#byName.set(b.name, metrics ? instrument(b, metrics) : b);
+      this.#byName.set(b.name, metrics || health ? instrument(b, metrics, health) : b);
       this.#order.push(b.name);
     }
   }
@@ -36,15 +41,17 @@ export class BackendRegistry {
   }
 }
 
-function instrument(b: Backend, m: Metrics): Backend {
+function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined): Backend {
   const timed = async <T>(call: string, fn: () => Promise<T>): Promise<T> => {
-    const end = m.backendDuration.startTimer({ backend: b.name, call });
+    const end = m?.backendDuration.startTimer({ backend: b.name, call });
     try {
       const out = await fn();
-      end({ outcome: 'ok' });
+      end?.({ outcome: 'ok' });
+      health?.recordCall(b.name);
       return out;
     } catch (err) {
-      end({ outcome: 'error' });
+      end?.({ outcome: 'error' });
+      health?.recordCall(b.name, err);
       throw err;
     }
   };

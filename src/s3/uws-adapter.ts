@@ -166,6 +166,9 @@ function abortError(): Error {
   return e;
 }
 
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT listen option. */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
 /** Starts a uWS HTTP server that hands every request to `handler`. */
 export function startUws(handler: HttpHandler, opts: UwsOptions): Promise<UwsServer> {
   const app = uWS.App();
@@ -246,7 +249,10 @@ export function startUws(handler: HttpHandler, opts: UwsOptions): Promise<UwsSer
     );
   });
   return new Promise((resolve, reject) => {
-    app.listen(opts.host, opts.port, (ls) => {
+    // Exclusive (no SO_REUSEPORT): a second instance must fail to bind, not silently share the port. The
+    // typings lack the (host, port, options, cb) overload that the native build has; 1 = LIBUS_LISTEN_EXCLUSIVE_PORT.
+    const listen = app.listen.bind(app) as unknown as (h: string, p: number, o: number, cb: (ls: uWS.us_listen_socket | false) => void) => void;
+    listen(opts.host, opts.port, LISTEN_EXCLUSIVE_PORT, (ls) => {
       if (!ls) {
         reject(new Error(`cannot listen on ${opts.host}:${opts.port}`));
         return;

@@ -52,7 +52,7 @@ const FilesystemStore = require('s3rver/lib/stores/filesystem');
 const S3Object = require('s3rver/lib/models/object');
 const S3Error = require('s3rver/lib/models/error');
 
-const [directory, bucketsArg, featuresArg] = process.argv.slice(2);
+const [directory, bucketsArg, featuresArg, portArg] = process.argv.slice(2);
 const features = new Set((featuresArg || '').split(',').filter(Boolean));
 const dataDir = path.join(directory, 'data');
 const tmpDir = path.join(directory, 'tmp');
@@ -248,7 +248,7 @@ const buckets = (bucketsArg || '').split(',').filter(Boolean);
 const server = new S3rver({
   directory: dataDir,
   address: '127.0.0.1',
-  port: 0,
+  port: Number(portArg || 0),
   silent: true,
   configureBuckets: buckets.map((name) => ({ name })),
 });

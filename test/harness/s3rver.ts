@@ -40,6 +40,10 @@ export interface S3rverOptions {
    * stock behaviour; on to exercise their native part-copy path.
    */
   uploadPartCopy?: boolean;
+  /** Listen on this port (default: a free one). With `directory`, restarts a stopped server as it was. */
+  port?: number;
+  /** Serve this directory (kept by stop()) instead of a new temp one (removed by stop()). */
+  directory?: string;
 }
 
 /**
@@ -49,10 +53,11 @@ export interface S3rverOptions {
  */
 export async function startS3rver(opts: S3rverOptions = {}): Promise<S3rverInstance> {
   const buckets = opts.buckets && opts.buckets.length > 0 ? opts.buckets : ['test'];
-  const directory = await mkdtemp(path.join(os.tmpdir(), 's3rver-'));
+  const directory = opts.directory ?? (await mkdtemp(path.join(os.tmpdir(), 's3rver-')));
+  const ownsDirectory = opts.directory === undefined;
   const features = opts.uploadPartCopy ? ['partCopy'] : [];
   // execArgv replaces the parent's (tsx loader flags): the child is plain CommonJS and starts faster without.
-  const child = fork(CHILD, [directory, buckets.join(','), features.join(',')], {
+  const child = fork(CHILD, [directory, buckets.join(','), features.join(','), String(opts.port ?? 0)], {
     execArgv: ['--openssl-legacy-provider'],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
@@ -70,7 +75,7 @@ export async function startS3rver(opts: S3rverOptions = {}): Promise<S3rverInsta
       const exited = waitForExit(child);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
-      await rm(directory, { recursive: true, force: true });
+      if (ownsDirectory) await rm(directory, { recursive: true, force: true });
     })());
 
   try {

@@ -215,7 +215,11 @@ async function walk(dir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+  // The fs backend's identity file (.s3o-backend.json at the root) marks the directory; it holds no object.
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .filter((rel) => rel !== '.s3o-backend.json');
 }
 
 /**

@@ -140,8 +140,10 @@ describe('zeroConfig', () => {
     const root = path.join(dir, 'zc');
     assert.deepEqual(c, {
       server: {
-        s3: { host: '0.0.0.0', port: 9000, region: 'us-east-1', virtualHostDomains: [], idleTimeoutMs: 60_000 },
+        // Zero-config listens on loopback only (the banner says how to expose it).
+        s3: { host: '127.0.0.1', port: 9000, region: 'us-east-1', virtualHostDomains: [], idleTimeoutMs: 60_000 },
         admin: { host: '127.0.0.1', port: 9001 },
+        shutdownTimeoutMs: 30_000,
       },
       database: {
         path: path.join(root, 'pg'),

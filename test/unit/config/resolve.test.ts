@@ -39,6 +39,7 @@ describe('defaults', () => {
       server: {
         s3: { host: '0.0.0.0', port: 9000, region: 'us-east-1', virtualHostDomains: [], idleTimeoutMs: 60_000 },
         admin: { host: '127.0.0.1', port: 9001 },
+        shutdownTimeoutMs: 30_000,
       },
       database: { path: '/srv/data/pg', schema: 'public', poolSize: 20, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 },
       placement: { strategy: 'pack' },
@@ -63,6 +64,7 @@ describe('defaults', () => {
       server: {
         s3: { listen: '127.0.0.1:0', region: 'eu-west-1', virtual_host_domains: ['S3.Example.com.'], idle_timeout: '2m' },
         admin: { listen: ':9101', token: 'tok' },
+        shutdown_timeout: '45s',
       },
       database: {
         url: 'postgresql://u:p@db/x', path: '/var/pg', schema: 'tenant_1',
@@ -77,6 +79,7 @@ describe('defaults', () => {
     assert.deepEqual(c.server, {
       s3: { host: '127.0.0.1', port: 0, region: 'eu-west-1', virtualHostDomains: ['s3.example.com'], idleTimeoutMs: 120_000 },
       admin: { host: '0.0.0.0', port: 9101, token: 'tok' },
+      shutdownTimeoutMs: 45_000,
     });
     assert.deepEqual(c.database, {
       url: 'postgresql://u:p@db/x', path: '/var/pg', schema: 'tenant_1',
