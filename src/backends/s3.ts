@@ -1,6 +1,8 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
@@ -78,6 +80,38 @@ function unsupportedOperation(err: unknown): boolean {
 /** The ETag a provider returned, without quotes. */
 function bareEtag(etag: string | undefined): string | undefined {
   return etag === undefined ? undefined : etag.replace(/"/g, '');
+}
+
+/**
+ * Runs `start` once the HTTP request that `counted` is piped into has a connected socket (TLS: handshake
+ * done), or at once when it is piped into anything else. The SDK's node handler pipes the request body
+ * into the ClientRequest as soon as it creates it, before the connection exists.
+ */
+function onceConnected(counted: Readable, start: () => void): void {
+  let started = false;
+  const go = (): void => {
+    if (started) return;
+    started = true;
+    start();
+  };
+  let piped = false;
+  const pipe = counted.pipe.bind(counted);
+  counted.pipe = <T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T => {
+    piped = true;
+    const req = dest as unknown as { socket?: Socket | null; once?: (ev: 'socket', cb: (s: Socket) => void) => void };
+    const ready = (socket: Socket): void => {
+      if (!socket.connecting) return go();
+      socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', go);
+    };
+    if (req.socket) ready(req.socket);
+    else if (typeof req.once === 'function' && 'socket' in req) req.once('socket', ready);
+    else go();
+    return pipe(dest, opts);
+  };
+  // Consumed some other way than pipe(): start at once.
+  counted.once('resume', () => {
+    if (!piped) go();
+  });
 }
 
 /** Builds the middleware that sets raw headers the typed command input cannot carry (Expires as a string). */
@@ -200,8 +234,12 @@ export class S3Backend implements Backend {
     body.on('error', onBodyError);
     const counted = new ExactLength(size);
     // The SDK pipes the body with .pipe(), which does not forward errors: a failing or short body must abort
-    // the HTTP request explicitly, or the provider would wait for the missing bytes.
-    pipeline(body, counted).catch((err: unknown) => ac.abort(err));
+    // the HTTP request explicitly, or the provider would wait for the missing bytes. Nothing is read from
+    // `body` before the provider's connection is up: a refused connection leaves it untouched, so the write
+    // can still move to the next backend (core's replay window holds only the first 256 KiB).
+    onceConnected(counted, () => {
+      pipeline(body, counted).catch((err: unknown) => ac.abort(err));
+    });
     try {
       return await send(counted, ac.signal);
     } catch (err) {
