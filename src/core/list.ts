@@ -82,18 +82,22 @@ function add(page: Page, maxKeys: number, after: string | undefined, row: ListRo
   return true;
 }
 
+/** With a delimiter, the first range scan reads at most this many rows (see {@link listObjects}). */
+const FIRST_BATCH = 101;
+
 /**
- * LIST over the live-key index, in one or two statements per page whatever the bucket's size:
+ * LIST over the live-key index, in at most three statements per page whatever the bucket's size:
  *
- * 1. a range scan of max-keys + 1 rows (listing columns only). Without a delimiter that is the page. With
- *    one, the rows are rolled up into common prefixes, skipping within the batch the rows under a prefix
- *    already emitted; when the batch holds no common prefix (a folder of files) it is the page too;
- * 2. when the batch ran out before the page was full (it ended inside a common prefix, or common prefixes
- *    used up rows), a skip scan from where it stopped ({@link selectListWalk}): one index probe per
- *    remaining entry, a common prefix costing one probe however many keys it holds.
+ * 1. a range scan (listing columns only). Without a delimiter it reads max-keys + 1 rows and is the page.
+ *    With one, it reads at most {@link FIRST_BATCH} rows and rolls them up into common prefixes, skipping
+ *    within the batch the rows under a prefix already emitted. A batch without any common prefix (a folder
+ *    of files) is followed by one more range scan for the rest of the page;
+ * 2. once a batch has met a common prefix and the page is not full, a skip scan from where the batch
+ *    stopped ({@link selectListWalk}): one index probe per remaining entry, a common prefix costing one
+ *    probe however many keys it holds.
  *
- * Entries (keys and common prefixes together) count against max-keys; IsTruncated is set exactly when one
- * more entry exists.
+ * So a page of max-keys entries costs O(max-keys) rows and probes. Entries (keys and common prefixes
+ * together) count against max-keys; IsTruncated is set exactly when one more entry exists.
  */
 export async function listObjects(q: Queryable, input: ListInput): Promise<ListResult> {
   const { bucket, prefix, maxKeys } = input;
@@ -109,23 +113,30 @@ export async function listObjects(q: Queryable, input: ListInput): Promise<ListR
   if (!open()) return page.out;
 
   const limit = maxKeys + 1;
-  const range = selectListRange({ bucket, lower: page.lower!, ...withUpper, limit });
-  const batch = (await q.query<ListRow>(range.text, range.values)).rows;
-  let skipBelow: string | undefined; // rows below this bound roll up into the last common prefix
-  for (const row of batch) {
-    if (skipBelow !== undefined && compareKeys(row.key, skipBelow) < 0) continue;
-    const cp = delimiter !== undefined ? commonPrefixOf(row.key, prefix, delimiter) : undefined;
-    if (!add(page, maxKeys, after, row, cp)) return page.out;
-    if (cp !== undefined) {
-      skipBelow = prefixSuccessor(cp);
-      page.lower = skipBelow;
-      if (skipBelow === undefined) return page.out;
-    } else {
-      page.lower = row.key + '\u0001';
+  let rangeLimit = delimiter !== undefined ? Math.min(limit, FIRST_BATCH) : limit;
+  for (;;) {
+    const range = selectListRange({ bucket, lower: page.lower!, ...withUpper, limit: rangeLimit });
+    const batch = (await q.query<ListRow>(range.text, range.values)).rows;
+    let sawPrefix = false;
+    let skipBelow: string | undefined; // rows below this bound roll up into the last common prefix
+    for (const row of batch) {
+      if (skipBelow !== undefined && compareKeys(row.key, skipBelow) < 0) continue;
+      const cp = delimiter !== undefined ? commonPrefixOf(row.key, prefix, delimiter) : undefined;
+      if (!add(page, maxKeys, after, row, cp)) return page.out;
+      if (cp !== undefined) {
+        sawPrefix = true;
+        skipBelow = prefixSuccessor(cp);
+        page.lower = skipBelow;
+        if (skipBelow === undefined) return page.out;
+      } else {
+        page.lower = row.key + '\u0001';
+      }
     }
+    // A short batch is the end of the listing (a full page returned from inside the loop).
+    if (batch.length < rangeLimit || delimiter === undefined || !open()) return page.out;
+    if (sawPrefix) break;
+    rangeLimit = limit - page.count;
   }
-  // A short batch is the end of the listing; so is a page that is complete.
-  if (batch.length < limit || delimiter === undefined || !open()) return page.out;
 
   const walk = selectListWalk({ bucket, lower: page.lower!, ...withUpper, limit: limit - page.count, prefixChars: [...prefix].length, delimiter });
   for (const row of (await q.query<ListRow>(walk.text, walk.values)).rows) {
