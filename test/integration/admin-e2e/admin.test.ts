@@ -131,6 +131,19 @@ describe('admin end to end', () => {
     assert.equal(noToken, Code.Unauthenticated);
   });
 
+  it('Locate_missing_says_whether_the_bucket_or_the_key_is_missing', async () => {
+    const message = (bucket: string, key: string) =>
+      admin.locateObject({ bucket, key }, auth).then(
+        () => 'found',
+        (e: unknown) => `${ConnectError.from(e).code} ${ConnectError.from(e).rawMessage}`,
+      );
+    assert.equal(await message('nobucket', 'k'), `${Code.NotFound} bucket "nobucket" does not exist`);
+    assert.equal(await message('data', 'admin/missing'), `${Code.NotFound} bucket "data" has no object with key "admin/missing"`);
+    const r = await cli(['locate', 'data', 'admin/missing']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, 'admin: NotFound: bucket "data" has no object with key "admin/missing"\n');
+  });
+
   it('cli_backends_buckets_status', async () => {
     const backends = await cli(['backends']);
     assert.equal(backends.code, 0, backends.stderr);

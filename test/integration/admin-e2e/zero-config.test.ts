@@ -149,6 +149,8 @@ describe('zero-config as a process (serve --data DIR)', () => {
       creds = await banner(a);
       assert.ok(creds, `banner printed; stdout: ${a.stdout}\nstderr: ${a.stderr}`);
       assert.match(creds.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+      // The banner says what is bound and, in zero-config mode, how to expose it.
+      assert.match(a.stdout, /S3 endpoint +http:\/\/127\.0\.0\.1:(\d+) .*\n +this machine only; to expose it: serve --s3-listen 0\.0\.0\.0:\1\n/);
       assert.match(a.stdout, /bucket\s+demo \(created now\)/);
       const client = sdk(creds.endpoint, creds);
       await roundtrip(client, 'from-process.txt', 'kept across restarts');
