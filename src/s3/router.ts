@@ -338,6 +338,45 @@ export function route(head: RequestHead, cfg: RouterConfig): S3Op {
     throw new S3Error('MethodNotAllowed', undefined, { Method: method, ResourceType: 'SERVICE' });
   }
   const bucket = checkBucket(rawBucket);
-  if (rawKey === '') return routeBucket(method, bucket, q);
-  return routeObject(method, bucket, checkKey(decodePath(rawKey)), q, head);
+  const op = rawKey === '' ? routeBucket(method, bucket, q) : routeObject(method, bucket, checkKey(decodePath(rawKey)), q, head);
+  rejectNul(op);
+  return op;
+}
+
+/** Where each field of an operation came from, for the error that names it. */
+const FIELD_SOURCES: Record<string, string> = {
+  key: 'key',
+  srcKey: 'x-amz-copy-source',
+  srcBucket: 'x-amz-copy-source',
+  prefix: 'prefix',
+  delimiter: 'delimiter',
+  marker: 'marker',
+  startAfter: 'start-after',
+  continuationToken: 'continuation-token',
+  keyMarker: 'key-marker',
+  uploadIdMarker: 'upload-id-marker',
+  uploadId: 'uploadId',
+};
+
+/**
+ * Refuses the NUL character (decoded from `%00`) anywhere in an operation's parameters, before anything
+ * reaches the database (PostgreSQL text cannot hold it) or a response header. The value is not echoed:
+ * XML 1.0 cannot carry it either.
+ */
+function rejectNul(op: S3Op): void {
+  for (const [field, value] of Object.entries(op)) {
+    if (typeof value === 'string' && value.includes('\0')) throw nulArgument(FIELD_SOURCES[field] ?? field);
+    if (field === 'overrides') {
+      for (const [header, v] of Object.entries(value as Record<string, string>)) {
+        const param = Object.keys(RESPONSE_OVERRIDES).find((p) => RESPONSE_OVERRIDES[p] === header) ?? header;
+        if (v.includes('\0')) throw nulArgument(param);
+      }
+    }
+  }
+}
+
+/** InvalidArgument for a parameter holding the NUL character. */
+export function nulArgument(name: string): S3Error {
+  const what = name === 'key' ? 'Object key names' : `The ${name} parameter`;
+  return new S3Error('InvalidArgument', `${what} must not contain the NUL character (%00).`, { ArgumentName: name });
 }

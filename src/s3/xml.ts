@@ -90,7 +90,8 @@ export function decodeEntities(s: string): string {
 }
 
 function fromCodePoint(cp: number, body: string): string {
-  if (!/^#(x[0-9a-fA-F]+|X[0-9a-fA-F]+|[0-9]+)$/.test(body) || !Number.isFinite(cp) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+  // &#0; is not well-formed in any XML version (and no key, prefix or rule can hold NUL: PostgreSQL text cannot).
+  if (!/^#(x[0-9a-fA-F]+|X[0-9a-fA-F]+|[0-9]+)$/.test(body) || !Number.isFinite(cp) || cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
     throw malformed(`bad character reference ${body}`);
   }
   return String.fromCodePoint(cp);
@@ -102,6 +103,7 @@ function fromCodePoint(cp: number, body: string): string {
  * declaration, mismatched tags, text outside the root and anything else not well-formed.
  */
 export function parseXml(src: string): XmlElement {
+  if (src.includes('\0')) throw malformed('NUL character');
   let i = 0;
   const n = src.length;
   if (src.charCodeAt(0) === 0xfeff) i = 1;

@@ -65,7 +65,17 @@ export function verifiedBody(ctx: OpContext, opts: { algorithm?: ChecksumAlgorit
   return { stream: verifier.stream, digests: () => verifier.digests(), failure: () => failure };
 }
 
-/** Reads a small verified body (XML requests) up to `limit` bytes; larger → MaxMessageLengthExceeded. */
+/**
+ * How far past its limit an XML body is still read (and discarded) before the error is sent: a client that
+ * is still sending when we answer and close would see a reset connection instead of the error.
+ */
+const OVERSIZE_DRAIN = 64 * 1024 * 1024;
+
+/**
+ * Reads a small verified body (XML requests) of at most `limit` bytes, keeping no more than that: a larger
+ * body is MaxMessageLengthExceeded (read to its end, up to {@link OVERSIZE_DRAIN} more, so the client
+ * hears it), and one that is not valid UTF-8 is MalformedXML.
+ */
 export async function readSmallBody(ctx: OpContext, limit: number): Promise<{ text: string; digests: BodyDigests }> {
   const v = verifiedBody(ctx);
   const chunks: Buffer[] = [];
@@ -73,14 +83,25 @@ export async function readSmallBody(ctx: OpContext, limit: number): Promise<{ te
   try {
     for await (const chunk of v.stream) {
       n += (chunk as Buffer).length;
-      if (n > limit) throw new S3Error('MaxMessageLengthExceeded');
-      chunks.push(chunk as Buffer);
+      if (n <= limit) chunks.push(chunk as Buffer);
+      else if (n > limit + OVERSIZE_DRAIN) break;
+      else chunks.length = 0;
     }
   } catch (err) {
     v.stream.destroy();
     throw v.failure() ?? err;
   }
-  return { text: Buffer.concat(chunks).toString('utf8'), digests: v.digests() };
+  if (n > limit) {
+    v.stream.destroy();
+    throw new S3Error('MaxMessageLengthExceeded', `Your request was too big: this request body may hold at most ${limit} bytes.`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch (err) {
+    throw new S3Error('MalformedXML', undefined, {}, { cause: err });
+  }
+  return { text, digests: v.digests() };
 }
 
 /** Checks Content-MD5 (when sent) against the body's MD5. */

@@ -22,7 +22,7 @@ export function encodeContinuationToken(after: string): string {
 export function decodeContinuationToken(token: string): string {
   const buf = Buffer.from(token, 'base64');
   const after = buf.toString('utf8');
-  if (token === '' || buf.toString('base64') !== token || Buffer.from(after, 'utf8').toString('base64') !== token) {
+  if (token === '' || buf.toString('base64') !== token || Buffer.from(after, 'utf8').toString('base64') !== token || after.includes('\0')) {
     throw invalidArgument('continuation-token', token, 'The continuation token provided is incorrect');
   }
   return after;

@@ -23,6 +23,8 @@ export interface WireResponse {
   closedByServer: boolean;
   /** Nothing decided the exchange within the timeout. */
   timedOut: boolean;
+  /** The socket error, if the exchange ended with one (a write into a connection the server reset). */
+  error?: string;
 }
 
 function parse(raw: Buffer): Pick<WireResponse, 'headEnd' | 'status' | 'headers' | 'body'> {
@@ -47,8 +49,12 @@ function parse(raw: Buffer): Pick<WireResponse, 'headEnd' | 'status' | 'headers'
 export interface WireOptions {
   /** Give up after this long (default 30 s). */
   timeoutMs?: number;
-  /** Writes the request (default: `head` then `body`); gets the socket to write slowly or stop. */
-  write?: (socket: net.Socket) => void;
+  /**
+   * Writes the request (default: `head` then `body`); gets the socket to write slowly or stop. When it
+   * returns a promise, a complete response ends the exchange only once that promise resolved (a reset
+   * before then is reported in `error`).
+   */
+  write?: (socket: net.Socket) => void | Promise<void>;
   /** Called once the response's header block is in (e.g. to stop reading, or to abort). */
   onHead?: (socket: net.Socket, res: WireResponse) => void;
 }
@@ -63,13 +69,15 @@ export function wireExchange(port: number, head: string, body?: Buffer, opts: Wi
     const chunks: Buffer[] = [];
     let done = false;
     let headSeen = false;
+    let written: Promise<void> = Promise.resolve();
+    let error: string | undefined;
     const finish = (closedByServer: boolean, timedOut: boolean): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       socket.destroy();
       const raw = Buffer.concat(chunks);
-      resolve({ raw, ...parse(raw), closedByServer, timedOut });
+      resolve({ raw, ...parse(raw), closedByServer, timedOut, ...(error ? { error } : {}) });
     };
     const timer = setTimeout(() => finish(false, true), opts.timeoutMs ?? 30_000);
     socket.on('data', (d: Buffer) => {
@@ -83,12 +91,15 @@ export function wireExchange(port: number, head: string, body?: Buffer, opts: Wi
       }
       const cl = p.headers['content-length'];
       const noBody = p.status === 204 || p.status === 304 || head.startsWith('HEAD ');
-      if (noBody || (cl !== undefined && p.body.length >= Number(cl))) finish(false, false);
+      if (noBody || (cl !== undefined && p.body.length >= Number(cl))) void written.then(() => finish(false, false));
     });
     socket.on('close', () => finish(true, false));
-    socket.on('error', () => finish(true, false));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      error = err.code ?? err.message;
+      finish(true, false);
+    });
     socket.on('connect', () => {
-      if (opts.write) opts.write(socket);
+      if (opts.write) written = Promise.resolve(opts.write(socket)).catch(() => {});
       else {
         socket.write(head);
         if (body) socket.write(body);
