@@ -139,12 +139,18 @@ export class FsBackend implements Backend {
       return found.id;
     }
     if (expected !== undefined) {
-      throw this.unavailable(`${this.identityPath} is missing (identity ${expected} was recorded at first use): is the disk mounted? Nothing is written until it is back`);
+      throw this.unavailable(
+        `${this.identityPath} is missing (identity ${expected} was recorded at first use): is the disk mounted? Nothing is written until it is back ` +
+          `(to replace the directory on purpose, write ${JSON.stringify({ backend: this.name, id: expected })} there)`,
+      );
     }
     const rootExists = await stat(this.root).then((st) => st.isDirectory(), () => false);
     const hasEntries = rootExists && (await readdir(this.root)).some((n) => n !== TMP_DIR && n !== MPU_DIR);
     if (this.#expect.hasData && !hasEntries) {
-      throw this.unavailable(`${this.root} is ${rootExists ? 'empty' : 'missing'} although the backend holds objects: is the disk mounted? Nothing is written until it is back`);
+      throw this.unavailable(
+        `${this.root} is ${rootExists ? 'empty' : 'missing'} although the backend holds objects: is the disk mounted? Nothing is written until it is back ` +
+          `(to use this directory on purpose, write {"backend":${JSON.stringify(this.name)},"id":"<any new id>"} to ${this.identityPath})`,
+      );
     }
     if (!rootExists) {
       if (!mayCreateRoot) throw this.unavailable(`directory ${this.root} is missing`);

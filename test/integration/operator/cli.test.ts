@@ -81,8 +81,8 @@ describe('serve with a configuration file', () => {
         '',
       ].join('\n'),
     );
-    const env = { ...process.env, S3O_LOG_LEVEL: 'warn' };
-    delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const env: NodeJS.ProcessEnv = { ...process.env, S3O_LOG_LEVEL: 'warn' };
+    delete env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'];
     const child = spawn(process.execPath, [BIN, 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
