@@ -58,8 +58,12 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A new schema on the machine's PostgreSQL (default) or on this process's embedded server. */
-export async function freshDatabase(engine: TestEngine = 'postgres'): Promise<TestDatabase> {
+/**
+ * A new schema on the machine's PostgreSQL (the default; the embedded server when the machine has none
+ * and S3O_REQUIRE_POSTGRES is not set) or on this process's embedded server.
+ */
+export async function freshDatabase(which?: TestEngine): Promise<TestDatabase> {
+  const engine = which ?? ((await postgresAvailable()) ? 'postgres' : 'embedded');
   const url = engine === 'embedded' ? (await embeddedServer()).url : TEST_PG_URL;
   const schema = `t_${randomBytes(6).toString('hex')}`;
   return {

@@ -61,7 +61,7 @@ export type GetStatusResponse = Message<"s3o.admin.v1.GetStatusResponse"> & {
   uptime?: Duration | undefined;
 
   /**
-   * Metadata database engine: `pglite` (embedded) or `postgres`.
+   * Metadata database engine: `embedded` (a PostgreSQL server the orchestrator runs) or `postgres` (`database.url`).
    *
    * @generated from field: string database_engine = 4;
    */
