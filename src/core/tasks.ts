@@ -1,4 +1,7 @@
 import type { Db, Queryable } from '../meta/db.js';
+
+/** The metadata database, as the workers that drive core see it. */
+export type { Db };
 import { run } from '../meta/run.js';
 import * as tq from '../meta/queries/tasks.js';
 import type { Logger } from '../log.js';
