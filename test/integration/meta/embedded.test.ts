@@ -1,12 +1,12 @@
 /**
  * The embedded PostgreSQL engine with real processes: first start (initdb) from an empty directory, the
  * directory lock against a second process and a second open in this process, a SIGKILLed holder's
- * postmaster found and stopped by the next start with the committed data intact, the exit hook, the
- * durability settings and where the server listens. Directories are copies of the harness's template
+ * postmaster found and stopped by the next start with the committed data intact, the exit hook, a `serve`
+ * process stopping its server on Ctrl-C and SIGTERM, the durability settings and where the server listens. Directories are copies of the harness's template
  * (no initdb) except in the first-start test.
  */
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -17,6 +17,7 @@ import { embeddedTemplateCopy, embeddedTestDir } from '../../harness/db.js';
 import { recordingLogger } from '../../harness/logger.js';
 
 const HOLDER = fileURLToPath(new URL('../../harness/hold-embedded.ts', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../bin/s3-orchestrator.js', import.meta.url));
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -45,6 +46,12 @@ async function hold(dir: string, args: string[] = []): Promise<{ child: ChildPro
     void exited.then((code) => reject(new Error(`holder exited with ${code}: ${stderr}`)));
   });
   return { child, postmaster, exited };
+}
+
+/** The session id of a process (Linux /proc). */
+async function sessionOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
 }
 
 async function waitUntilGone(pid: number): Promise<boolean> {
@@ -148,6 +155,34 @@ describe('embedded PostgreSQL: a SIGKILLed orchestrator', () => {
     assert.equal(await exited, 0);
     assert.equal(await waitUntilGone(postmaster), true, 'the postmaster stops after its orchestrator exits');
   });
+
+  for (const [how, signal, group] of [
+    ['Ctrl-C in a terminal (SIGINT to the whole process group)', 'SIGINT', true],
+    ['SIGTERM to the orchestrator', 'SIGTERM', false],
+  ] as const) {
+    test(`serve stops its server on ${how}`, async () => {
+      const data = await tempDir();
+      await embeddedTemplateCopy(path.join(data, 'pg'));
+      const child = spawn(process.execPath, [BIN, 'serve', '--data', data, '--s3-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, S3O_LOG_LEVEL: 'warn' },
+        detached: group, // its own process group, like a shell job
+      });
+      let out = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      while (!/secret key/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /secret key/, out);
+      const postmaster = Number((await readFile(path.join(data, 'pg', 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      // The server runs in its own session, so a terminal's signals reach only the orchestrator.
+      assert.notEqual(await sessionOf(postmaster), await sessionOf(child.pid!));
+      if (group) process.kill(-child.pid!, signal);
+      else child.kill(signal);
+      assert.equal(await exited, 0, out);
+      assert.equal(isAlive(postmaster), false, 'the server is stopped before the orchestrator exits');
+    });
+  }
 
   test('Db.close stops the server', async () => {
     const dir = await preparedDir();
