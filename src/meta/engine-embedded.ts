@@ -9,7 +9,7 @@
  *   stops the server after everything else (Db.close). A process 'exit' hook stops it on other exits.
  * - A server left running by a SIGKILLed orchestrator (found through postmaster.pid, identified by its
  *   working directory) is shut down cleanly and started anew; the directory's lock keeps a second live
- *   orchestrator out.
+ *   orchestrator out. A server that dies while the orchestrator runs is restarted on the same port.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
@@ -63,6 +63,9 @@ export interface EmbeddedOptions {
   maxConnections?: number;
 }
 
+/** How often a running server is checked for having died under us. */
+const WATCHDOG_MS = 1_000;
+
 /** Postmasters started by this process, stopped by the 'exit' hook if still running then. */
 const RUNNING = new Map<number, () => void>();
 let exitHooked = false;
@@ -98,19 +101,44 @@ export async function startEmbeddedServer(dir: string, opts: EmbeddedOptions = {
     if (!initialised(dir)) await initdb(dir, bin, user, pw, log);
     await stopLeftover(dir, log);
     rotateLog(layout(dir).log);
-    const { port, pid } = await startPostmaster(dir, bin, user, opts);
+    const started = await startPostmaster(dir, bin, user, opts);
+    const port = started.port;
+    let pid = started.pid;
     hookExit();
     RUNNING.set(pid, release);
     log?.info('embedded PostgreSQL running', { path: layout(dir).pgdata, port, pid });
     let stopping: Promise<void> | undefined;
+    let restarting: Promise<void> | undefined;
+    // Watchdog: a server that dies under us (OOM killer, a stray kill) is started again on the same port,
+    // so the pool's URL stays valid and requests recover by themselves (crash recovery replays the WAL).
+    const watchdog = setInterval(() => {
+      if (stopping || restarting || isAlive(pid)) return;
+      restarting = (async () => {
+        log?.error('the embedded PostgreSQL stopped unexpectedly; restarting it', { pid });
+        RUNNING.delete(pid);
+        try {
+          const again = await startPostmaster(dir, bin, user, { ...opts, port });
+          pid = again.pid;
+          RUNNING.set(pid, release);
+          log?.info('embedded PostgreSQL restarted', { pid, port });
+        } catch (err) {
+          log?.warn('restarting the embedded PostgreSQL failed; trying again shortly', { err });
+        }
+      })().finally(() => (restarting = undefined));
+    }, WATCHDOG_MS);
+    watchdog.unref();
     return {
       dir,
       port,
-      pid,
+      get pid() {
+        return pid;
+      },
       url: `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${port}/postgres`,
       version: bin.version,
       stop: () =>
         (stopping ??= (async () => {
+          clearInterval(watchdog);
+          await restarting;
           try {
             await terminate(pid);
           } finally {

@@ -11,6 +11,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DbUnavailableError } from '../../../src/meta/db.js';
 import { openEmbedded } from '../../../src/meta/engine-embedded.js';
 import { isAlive } from '../../../src/meta/engine-embedded-dir.js';
 import { embeddedTemplateCopy, embeddedTestDir } from '../../harness/db.js';
@@ -183,6 +184,33 @@ describe('embedded PostgreSQL: a SIGKILLed orchestrator', () => {
       assert.equal(isAlive(postmaster), false, 'the server is stopped before the orchestrator exits');
     });
   }
+
+  test('a server killed under a running orchestrator is restarted on the same port, with its committed data', async () => {
+    const dir = await preparedDir();
+    const lines: string[] = [];
+    const db = await openEmbedded(dir, { log: recordingLogger(lines) });
+    try {
+      await db.exec(`CREATE TABLE survived (v int); INSERT INTO survived VALUES (1)`);
+      const postmaster = Number((await readFile(path.join(dir, 'pgdata', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      process.kill(postmaster, 'SIGKILL');
+      let sawOutage = false;
+      for (let i = 0; i < 600; i++) {
+        try {
+          await db.query('SELECT 1');
+          if (sawOutage) break;
+        } catch (err) {
+          assert.ok(err instanceof DbUnavailableError, String(err));
+          sawOutage = true;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(sawOutage, 'requests failed as unavailable while the server was down');
+      assert.ok(lines.includes('the embedded PostgreSQL stopped unexpectedly; restarting it'), lines.join('\n'));
+      assert.deepEqual((await db.query<{ v: number }>(`SELECT v FROM survived`)).rows, [{ v: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
 
   test('Db.close stops the server', async () => {
     const dir = await preparedDir();
