@@ -97,6 +97,8 @@ class VersionReader extends Readable {
     super({ highWaterMark: 256 * 1024 });
     this.#o = o;
     this.#total = o.range.end - o.range.start + 1;
+    // A read failing after its consumer went away must not be an unhandled 'error' event.
+    this.on('error', () => {});
   }
 
   /** Opens copies in order until one yields its first bytes; false when none did. */
@@ -236,8 +238,9 @@ class VersionReader extends Readable {
  */
 export async function openVersion(o: OpenVersionOptions): Promise<Readable> {
   const reader = new VersionReader(o);
+  // The caller is gone: stop reading (consumers see a premature close; there is nobody to tell why).
   const onAbort = (): void => {
-    reader.destroy(o.signal?.reason instanceof Error ? o.signal.reason : new Error('aborted'));
+    reader.destroy();
   };
   if (await reader.acquire()) {
     if (o.signal) {

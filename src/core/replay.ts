@@ -52,6 +52,9 @@ export class ReplayableSource {
         cb(err);
       },
     });
+    // The source's failure reaches every attempt; one whose writer already gave up (or never started reading,
+    // e.g. a backend that was never connected) must not turn it into an unhandled 'error' event.
+    stream.on('error', () => {});
     this.#current = stream;
     if (this.#error) stream.destroy(this.#error);
     return stream;

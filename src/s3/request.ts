@@ -157,7 +157,8 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
       result = await dispatch(ctx, op);
     } catch (err) {
       const e = toClientError(err, op && 'key' in op ? { bucket: op.bucket, key: op.key } : op && 'bucket' in op ? { bucket: op.bucket } : {});
-      if (e.code === 'InternalError') log.error('s3 request failed', { op: label, method: req.method, path: req.rawPath, err: e.cause ?? e });
+      if (req.signal.aborted) log.debug('s3 request ended: the client went away', { op: label, code: e.code });
+      else if (e.code === 'InternalError') log.error('s3 request failed', { op: label, method: req.method, path: req.rawPath, err: e.cause ?? e });
       else log.debug('s3 request rejected', { op: label, code: e.code, err: e.cause instanceof Error ? e.cause : undefined });
       result = errorResult(e, requestId, req.rawPath, req.method === 'HEAD');
     }

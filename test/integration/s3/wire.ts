@@ -68,7 +68,6 @@ export function wireExchange(port: number, head: string, body?: Buffer, opts: Wi
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
     let done = false;
-    let headSeen = false;
     let written: Promise<void> = Promise.resolve();
     let error: string | undefined;
     const finish = (closedByServer: boolean, timedOut: boolean): void => {
@@ -80,18 +79,22 @@ export function wireExchange(port: number, head: string, body?: Buffer, opts: Wi
       resolve({ raw, ...parse(raw), closedByServer, timedOut, ...(error ? { error } : {}) });
     };
     const timer = setTimeout(() => finish(false, true), opts.timeoutMs ?? 30_000);
+    let total = 0;
+    let parsed: ReturnType<typeof parse> | undefined;
     socket.on('data', (d: Buffer) => {
       chunks.push(d);
-      const raw = Buffer.concat(chunks);
-      const p = parse(raw);
-      if (p.headEnd < 0) return;
-      if (!headSeen) {
-        headSeen = true;
+      total += d.length;
+      if (!parsed) {
+        // Parse until the header block is complete; after that only count (bodies may be large).
+        const raw = Buffer.concat(chunks);
+        const p = parse(raw);
+        if (p.headEnd < 0) return;
+        parsed = p;
         opts.onHead?.(socket, { raw, ...p, closedByServer: false, timedOut: false });
       }
-      const cl = p.headers['content-length'];
-      const noBody = p.status === 204 || p.status === 304 || head.startsWith('HEAD ');
-      if (noBody || (cl !== undefined && p.body.length >= Number(cl))) void written.then(() => finish(false, false));
+      const cl = parsed.headers['content-length'];
+      const noBody = parsed.status === 204 || parsed.status === 304 || head.startsWith('HEAD ');
+      if (noBody || (cl !== undefined && total - parsed.headEnd - 4 >= Number(cl))) void written.then(() => finish(false, false));
     });
     socket.on('close', () => finish(true, false));
     socket.on('error', (err: NodeJS.ErrnoException) => {

@@ -315,4 +315,113 @@ describe('uws adapter', () => {
     assert.notEqual(result, 'end');
     assert.equal(outcome?.aborted, true);
   });
+
+  /** Sends raw bytes on a fresh connection; resolves with what came back once the server closes or `ms` pass. */
+  function rawExchange(head: string, ms = 3000): Promise<string> {
+    return new Promise((resolve) => {
+      const sock = net.connect(server.port, '127.0.0.1');
+      let got = '';
+      const done = () => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(got);
+      };
+      const timer = setTimeout(done, ms);
+      sock.setEncoding('latin1').on('data', (d: string) => {
+        got += d;
+        // A complete response (per its Content-Length) ends the exchange; kept-alive connections stay open.
+        const end = got.indexOf('\r\n\r\n');
+        const len = /\r\nContent-Length: (\d+)/i.exec(got.slice(0, end));
+        if (end >= 0 && len && got.length - end - 4 >= Number(len[1])) done();
+      });
+      sock.on('close', done).on('error', done);
+      sock.write(head);
+    });
+  }
+
+  test('Content-Length 10^9 while the handler has not touched the body: no unhandled error, the server keeps serving', async () => {
+    // This uWS build resets such a request right after calling the handler; the body was destroyed with an
+    // error nobody listened to yet (the S3 handler was still authenticating) and Node exited.
+    const seen = new Promise<string>((resolve) => {
+      current = async (req) => {
+        await sleep(200);
+        try {
+          for await (const _ of req.body) void _;
+          resolve('read');
+        } catch (err) {
+          resolve((err as Error).name);
+        }
+        return { status: 200, headers: {}, body: 'late' };
+      };
+    });
+    const got = await rawExchange('PUT /huge HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nsome bytes');
+    assert.equal(got, '', 'this uWS build answers nothing (documented limit)');
+    assert.equal(await seen, 'AbortError');
+    current = async () => ({ status: 200, headers: {}, body: 'alive' });
+    assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/after`)).text(), 'alive');
+  });
+
+  test('a handler that throws, or returns a stream without a length, never takes the server down', async () => {
+    current = (() => {
+      throw new Error('synchronous throw');
+    }) as unknown as Handler;
+    const thrown = await fetch(`http://127.0.0.1:${server.port}/throws`);
+    assert.equal(thrown.status, 500);
+    current = async () => ({ status: 200, headers: {}, body: Readable.from([Buffer.from('x')]) });
+    const bad = await rawExchange('GET /no-length HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.doesNotMatch(bad, /^HTTP\/1\.1 200/, 'nothing unframed');
+    current = async () => ({ status: 200, headers: {}, body: 'alive' });
+    assert.equal(await (await fetch(`http://127.0.0.1:${server.port}/after`)).text(), 'alive');
+  });
+
+  test('a source that fails, ends or stays idle before its first byte gets the fallback, framed; after it, a cut', async () => {
+    const failing = (how: 'error' | 'end' | 'idle'): Readable =>
+      new Readable({
+        read() {
+          if (how === 'error') this.destroy(new Error('backend gone'));
+          else if (how === 'end') this.push(null);
+        },
+      });
+    for (const how of ['error', 'end', 'idle'] as const) {
+      let outcome: SendOutcome | undefined;
+      current = async () => ({
+        status: 200,
+        headers: { ETag: '"e"' },
+        body: failing(how),
+        bodyLength: 1000,
+        fallback: (err) => ({ status: 503, headers: { 'Content-Type': 'text/plain' }, body: `fallback: ${(err as Error).message}` }),
+        onDone: (o) => (outcome = o),
+      });
+      const got = await rawExchange('GET /fails-early HTTP/1.1\r\nHost: x\r\n\r\n', 2000);
+      assert.match(got, /^HTTP\/1\.1 503 /, `${how}: ${JSON.stringify(got)}`);
+      const [head, body] = got.split('\r\n\r\n');
+      assert.match(head!, /Content-Length: (\d+)/i);
+      assert.equal(body!.length, Number(/Content-Length: (\d+)/i.exec(head!)![1]), `${how}: a complete fallback body`);
+      assert.doesNotMatch(head!, /ETag/, `${how}: nothing of the failed result's head went out`);
+      assert.equal(outcome?.status, 503);
+    }
+    // After the first byte the status is committed: the response is cut short of Content-Length.
+    current = async () => ({
+      status: 200,
+      headers: {},
+      body: (() => {
+        let pushed = false;
+        return new Readable({
+          read() {
+            if (pushed) return;
+            pushed = true;
+            this.push(Buffer.from('first bytes'));
+            setImmediate(() => this.destroy(new Error('backend gone mid-body')));
+          },
+        });
+      })(),
+      bodyLength: 1000,
+      fallback: () => ({ status: 503, headers: {}, body: 'never' }),
+    });
+    const cut = await rawExchange('GET /fails-late HTTP/1.1\r\nHost: x\r\n\r\n', 2000);
+    assert.match(cut, /^HTTP\/1\.1 200 /);
+    assert.match(cut.slice(0, cut.indexOf('\r\n\r\n')), /\r\nContent-Length: 1000$/im, 'Content-Length in the header block');
+    assert.ok(cut.endsWith('\r\n\r\nfirst bytes'), `the body stops short: ${JSON.stringify(cut)}`);
+  });
 });
+
