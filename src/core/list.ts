@@ -1,5 +1,5 @@
 import type { Queryable } from '../meta/db.js';
-import { selectListRange, selectListWalk, type ListRow } from '../meta/queries/list.js';
+import { selectListRange, selectListWalk, type ListRow, type ListWalkRow } from '../meta/queries/list.js';
 import type { ListedObject, ListInput, ListResult, StoredChecksum } from './types.js';
 
 /**
@@ -66,19 +66,21 @@ export function commonPrefixOf(key: string, prefix: string, delimiter: string): 
 }
 
 /**
- * Adds one entry unless the page is full: returns false (and marks the page truncated) when it is.
- * A common prefix at or before the start point was returned on an earlier page and is skipped.
+ * Adds one entry, a key's row or a common prefix, unless the page is full: returns false (and marks the
+ * page truncated) when it is. A common prefix at or before the start point was returned on an earlier page
+ * and is skipped.
  */
-function add(page: Page, maxKeys: number, after: string | undefined, row: ListRow, cp: string | undefined): boolean {
+function add(page: Page, maxKeys: number, after: string | undefined, entry: ListRow | string): boolean {
+  const cp = typeof entry === 'string' ? entry : undefined;
   if (cp !== undefined && after !== undefined && compareKeys(cp, after) <= 0) return true;
   if (page.count === maxKeys) {
     page.out.isTruncated = true;
     return false;
   }
   page.count++;
-  if (cp !== undefined) page.out.commonPrefixes.push(cp);
-  else page.out.objects.push(listRowToObject(row));
-  page.out.nextAfter = cp ?? row.key;
+  if (typeof entry === 'string') page.out.commonPrefixes.push(entry);
+  else page.out.objects.push(listRowToObject(entry));
+  page.out.nextAfter = typeof entry === 'string' ? entry : entry.key;
   return true;
 }
 
@@ -122,7 +124,7 @@ export async function listObjects(q: Queryable, input: ListInput): Promise<ListR
     for (const row of batch) {
       if (skipBelow !== undefined && compareKeys(row.key, skipBelow) < 0) continue;
       const cp = delimiter !== undefined ? commonPrefixOf(row.key, prefix, delimiter) : undefined;
-      if (!add(page, maxKeys, after, row, cp)) return page.out;
+      if (!add(page, maxKeys, after, cp ?? row)) return page.out;
       if (cp !== undefined) {
         sawPrefix = true;
         skipBelow = prefixSuccessor(cp);
@@ -139,8 +141,8 @@ export async function listObjects(q: Queryable, input: ListInput): Promise<ListR
   }
 
   const walk = selectListWalk({ bucket, lower: page.lower!, ...withUpper, limit: limit - page.count, prefixChars: [...prefix].length, delimiter });
-  for (const row of (await q.query<ListRow>(walk.text, walk.values)).rows) {
-    if (!add(page, maxKeys, after, row, row.common_prefix ?? undefined)) return page.out;
+  for (const row of (await q.query<ListWalkRow>(walk.text, walk.values)).rows) {
+    if (!add(page, maxKeys, after, row.common_prefix !== null ? row.common_prefix : row)) return page.out;
   }
   return page.out;
 }

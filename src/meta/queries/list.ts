@@ -5,7 +5,7 @@
  */
 import type { Sql } from '../db.js';
 
-/** One row of a listing: a key with its listing columns, or (delimiter walk) a common prefix. */
+/** One key of a listing with its listing columns. */
 export interface ListRow {
   key: string;
   size: number;
@@ -13,9 +13,10 @@ export interface ListRow {
   checksum_algorithm: string | null;
   checksum_type: string | null;
   created_at: Date;
-  /** Delimiter walk only: the common prefix `key` rolls up into, else NULL. */
-  common_prefix?: string | null;
 }
+
+/** One entry of the skip scan: a common prefix (its other columns NULL), or a key (common_prefix NULL). */
+export type ListWalkRow = { common_prefix: string } | (ListRow & { common_prefix: null });
 
 const LIST_COLUMNS = `v.key, v.size, v.etag, v.checksum_algorithm, v.checksum_type, v.created_at`;
 
@@ -44,6 +45,11 @@ export function selectListRange(b: ListBounds): Sql {
     values,
   };
 }
+
+/** A key's listing columns, NULL for a common prefix: decoding them (timestamps above all) costs the client. */
+const WALK_OUTPUT = ['key', 'size', 'etag', 'checksum_algorithm', 'checksum_type', 'created_at']
+  .map((c) => `CASE WHEN common_prefix IS NULL THEN ${c} END AS ${c}`)
+  .join(', ');
 
 /**
  * With a delimiter: a skip scan in ONE statement. A recursive CTE probes the index once per listing entry
@@ -82,7 +88,7 @@ export function selectListWalk(b: ListBounds & { prefixChars: number; delimiter:
              CROSS JOIN LATERAL (SELECT rtrim(c.cp, chr(1114111)) AS t) s
              WHERE w.n < $5 AND w.next_lower IS NOT NULL
            )
-           SELECT key, size, etag, checksum_algorithm, checksum_type, created_at, common_prefix FROM walk WHERE n > 0 ORDER BY n`,
+           SELECT common_prefix, ${WALK_OUTPUT} FROM walk WHERE n > 0 ORDER BY n`,
     values,
   };
 }
