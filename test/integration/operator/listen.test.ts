@@ -44,6 +44,19 @@ async function running(s: Served): Promise<boolean> {
   }
 }
 
+/**
+ * The exit code of an instance that must fail; one that starts instead (the bug: a shared port) is
+ * stopped and reported, rather than waited for forever.
+ */
+async function failedStart(s: Served): Promise<number | null> {
+  if (await running(s)) {
+    s.child.kill('SIGTERM');
+    await s.exited;
+    assert.fail(`the instance started instead of failing:\n${s.stdout}`);
+  }
+  return s.exited;
+}
+
 /** A port nothing listens on right now (bound by number later, as a configuration would). */
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -76,7 +89,7 @@ describe('a port in use fails the start', () => {
   it('Serve_second_instance_on_the_S3_port_fails_before_creating_anything', async () => {
     const dir = path.join(tmp, 'second');
     const second = serve(['--data', dir, '--s3-listen', `127.0.0.1:${s3Port}`, '--admin-listen', '127.0.0.1:0']);
-    const code = await second.exited;
+    const code = await failedStart(second);
     assert.equal(code, 1, `stdout: ${second.stdout}\nstderr: ${second.stderr}`);
     assert.match(
       second.stderr,
@@ -89,7 +102,7 @@ describe('a port in use fails the start', () => {
   it('Serve_second_instance_on_the_admin_port_fails_before_creating_anything', async () => {
     const dir = path.join(tmp, 'third');
     const third = serve(['--data', dir, '--s3-listen', '127.0.0.1:0', '--admin-listen', `127.0.0.1:${adminPort}`]);
-    assert.equal(await third.exited, 1, third.stderr);
+    assert.equal(await failedStart(third), 1, third.stderr);
     assert.match(third.stderr, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${adminPort} \\(server\\.admin\\.listen\\): port ${adminPort} is already in use`));
     assert.equal(existsSync(dir), false);
   });
@@ -97,7 +110,7 @@ describe('a port in use fails the start', () => {
   it('Serve_on_an_address_of_another_machine_says_so', async () => {
     const dir = path.join(tmp, 'fourth');
     const fourth = serve(['--data', dir, '--s3-listen', '192.0.2.1:9000', '--admin-listen', '127.0.0.1:0']);
-    assert.equal(await fourth.exited, 1, fourth.stderr);
+    assert.equal(await failedStart(fourth), 1, fourth.stderr);
     assert.match(fourth.stderr, /cannot listen on 192\.0\.2\.1:9000 \(server\.s3\.listen\): the address is not one of this machine's addresses/);
     assert.equal(existsSync(dir), false);
   });
