@@ -32,6 +32,17 @@ export class BackendRegistry {
     return this.#byName.get(name);
   }
 
+  /**
+   * `names` reordered so that backends live health reports as available come first (their order kept),
+   * then the unavailable ones: placement still tries those last, so a health record that is wrong can
+   * only cost a retry, never a refused write.
+   */
+  availableFirst(names: readonly string[]): string[] {
+    const h = this.health;
+    if (!h) return [...names];
+    return [...names.filter((n) => h.isAvailable(n)), ...names.filter((n) => !h.isAvailable(n))];
+  }
+
   all(): Backend[] {
     return this.#order.map((n) => this.#byName.get(n)!);
   }

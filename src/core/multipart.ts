@@ -92,7 +92,7 @@ export class CoreMultipartStore implements MultipartStore {
     const pkey = physicalKey(input.bucket, input.key, versionId);
     const { rows } = await run<bq.BackendRow>(this.#deps.db, bq.selectBackends());
     // The total size is unknown: the upload goes where the most room is free, whatever the strategy.
-    const candidates = rankForMultipart(rows, this.#deps.backends.names, MIN_PART_SIZE);
+    const candidates = this.#deps.backends.availableFirst(rankForMultipart(rows, this.#deps.backends.names, MIN_PART_SIZE));
     if (candidates.length === 0) throw new CoreError('InsufficientStorage', 'no backend has room for a multipart upload');
     const checksumType = input.checksumAlgorithm
       ? (input.checksumType ?? (input.checksumAlgorithm === 'CRC64NVME' ? 'FULL_OBJECT' : 'COMPOSITE'))

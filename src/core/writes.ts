@@ -128,7 +128,7 @@ async function stage(deps: WriteDeps, req: WriteRequest, exclude: ReadonlySet<st
   const versionId = newVersionId();
   const pkey = physicalKey(req.bucket, req.key, versionId);
   const { rows } = await run<bq.BackendRow>(deps.db, bq.selectBackends());
-  let ranked = rankBackends(rows, deps.backends.names, deps.strategy, req.size, exclude);
+  let ranked = deps.backends.availableFirst(rankBackends(rows, deps.backends.names, deps.strategy, req.size, exclude));
   if (req.prefer?.length) {
     const preferred = ranked.filter((n) => req.prefer!.includes(n));
     ranked = [...preferred, ...ranked.filter((n) => !req.prefer!.includes(n))];

@@ -7,6 +7,7 @@ import type { Backend } from '../../src/backends/backend.js';
 import { createBackend } from '../../src/backends/index.js';
 import type { BackendConfig } from '../../src/config/types.js';
 import { BackendRegistry } from '../../src/core/backends.js';
+import type { HealthTracker } from '../../src/core/health.js';
 import { syncConfigBackends } from '../../src/core/fleet.js';
 import { ManualClock, runTaskBatch } from '../../src/core/tasks.js';
 import { CoreObjectStore } from '../../src/core/objects.js';
@@ -43,13 +44,17 @@ export async function coreFixture(
   engine: 'embedded' | 'postgres',
   backends: (dir: string) => BackendConfig[],
   strategy: 'pack' | 'spread' = 'pack',
-  opts: { wrap?: (b: Backend) => Backend } = {},
+  opts: { wrap?: (b: Backend) => Backend; health?: (names: string[]) => HealthTracker } = {},
 ): Promise<CoreFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 's3o-core-'));
   const tdb: TestDatabase = await freshDatabase(engine);
   const { db } = await openDatabase(tdb.config);
   const cfgs = backends(dir);
-  const registry = new BackendRegistry(cfgs.map((c) => (opts.wrap ?? ((b: Backend) => b))(createBackend(c))));
+  const registry = new BackendRegistry(
+    cfgs.map((c) => (opts.wrap ?? ((b: Backend) => b))(createBackend(c))),
+    undefined,
+    opts.health?.(cfgs.map((c) => c.name)),
+  );
   // As at start-up: each backend checks itself (an fs backend creates its root and identity on first use).
   await Promise.all(registry.all().map((b) => b.check().catch(() => {})));
   await syncConfigBackends(db, cfgs);

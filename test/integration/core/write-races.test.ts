@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { BackendError } from '../../../src/backends/backend.js';
 import { BackendRegistry } from '../../../src/core/backends.js';
+import { HealthTracker } from '../../../src/core/health.js';
 import { deleteCopyHandler } from '../../../src/core/copies.js';
 import { CoreError } from '../../../src/core/errors.js';
 import { CoreObjectStore } from '../../../src/core/objects.js';
@@ -98,5 +100,42 @@ describe('write-path races', () => {
     assert.equal(after.used_bytes, before.used_bytes - 1000, 'released exactly once');
     assert.equal(after.object_count, before.object_count - 1);
     await assertLedger(f.db);
+  });
+});
+
+describe('placement and live health', () => {
+  test('a backend that live health reports unavailable is tried last, so writes go elsewhere without a failed attempt', async () => {
+    let health!: HealthTracker;
+    const faulty = new Map<string, FaultyBackend>();
+    const f = await coreFixture(
+      'postgres',
+      (dir) => [
+        { type: 'fs' as const, name: 'first', path: path.join(dir, 'first'), quotaBytes: 0 },
+        { type: 'fs' as const, name: 'second', path: path.join(dir, 'second'), quotaBytes: 0 },
+      ],
+      'pack',
+      {
+        wrap: (b) => {
+          const fb = faultyBackend(b);
+          faulty.set(b.name, fb);
+          return fb;
+        },
+        health: (names) => (health = new HealthTracker(names)),
+      },
+    );
+    try {
+      await f.store.putObject(putInput('data', 'a', 'to first'));
+      assert.deepEqual((await f.store.locate('data', 'a')).copies.map((c) => c.backend), ['first'], 'pack fills first');
+      for (let i = 0; i < 3; i++) health.recordCall('first', new BackendError('first', 'Unavailable', 'connection refused'));
+      assert.equal(health.isAvailable('first'), false);
+      const calls = faulty.get('first')!.calls;
+      const before = calls.put ?? 0;
+      assert.equal(before, 1);
+      await f.store.putObject(putInput('data', 'b', 'to second'));
+      assert.deepEqual((await f.store.locate('data', 'b')).copies.map((c) => c.backend), ['second']);
+      assert.equal(calls.put ?? 0, before, 'no attempt on the unavailable backend');
+    } finally {
+      await f.close();
+    }
   });
 });
