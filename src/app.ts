@@ -122,6 +122,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       else log.warn('backend health changed', fields);
     });
     registry = new BackendRegistry(raw, metrics, health);
+    metrics.setBackendHealth(() => health.all());
     progress(`checking ${raw.length} backend${raw.length === 1 ? '' : 's'} (${raw.map((b) => b.name).join(', ')})`);
     await expectFsIdentities(db, fsBackends);
     await checkBackends(registry, health, log);

@@ -20,6 +20,10 @@ export interface Metrics {
   readonly tasks: Counter<'kind' | 'outcome'>;
   /** Tasks in the queue (all instances) by kind and state (queued/active/dead), read at every scrape. */
   readonly taskQueue: Gauge<'kind' | 'state'>;
+  /** Live health of each backend as seen by this instance: 1 for its current state, 0 for the others. */
+  readonly backendHealth: Gauge<'backend' | 'state'>;
+  /** Sets where the backend-health gauge reads its values when /metrics is scraped. */
+  setBackendHealth(source: () => Array<{ name: string; state: string }>): void;
   /** Sets where the task-queue gauge reads its values when /metrics is scraped. */
   setTaskCounts(source: () => Promise<Array<{ kind: string; state: string; n: number }>>): void;
   /** Bytes stored per backend, read from the database at every scrape (see {@link Metrics.setBackendUsage}). */
@@ -31,6 +35,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let usage: (() => Promise<Array<{ backend: string; usedBytes: number }>>) | undefined;
+  let health: (() => Array<{ name: string; state: string }>) | undefined;
   let taskCounts: (() => Promise<Array<{ kind: string; state: string; n: number }>>) | undefined;
   collectDefaultMetrics({ register: registry, prefix: 's3o_' });
   return {
@@ -99,6 +104,20 @@ export function createMetrics(): Metrics {
     }),
     setBackendUsage: (source) => {
       usage = source;
+    },
+    backendHealth: new Gauge({
+      name: 's3o_backend_health',
+      help: 'Live health of each backend as this instance sees it: 1 for its state (healthy, degraded, unavailable), 0 for the others.',
+      labelNames: ['backend', 'state'] as const,
+      registers: [registry],
+      collect() {
+        for (const h of health?.() ?? []) {
+          for (const state of ['healthy', 'degraded', 'unavailable']) this.set({ backend: h.name, state }, h.state === state ? 1 : 0);
+        }
+      },
+    }),
+    setBackendHealth: (source) => {
+      health = source;
     },
     setTaskCounts: (source) => {
       taskCounts = source;

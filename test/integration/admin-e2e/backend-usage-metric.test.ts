@@ -25,3 +25,12 @@ test('Metrics_backend_used_bytes_follows_the_database_at_scrape_time', async () 
   assert.equal(await usedBytes('s3-1'), 1234);
   assert.equal(await usedBytes('fs-1'), 0);
 });
+
+test('Metrics_task_queue_and_backend_health_are_scraped', async () => {
+  await t.client.send(new PutObjectCommand({ Bucket: 'data', Key: 'm/two', Body: 'x' }));
+  await t.client.send(new PutObjectCommand({ Bucket: 'data', Key: 'm/two', Body: 'y' })); // the first copy's deletion is queued
+  const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
+  assert.match(text, /^s3o_task_queue\{kind="delete-copy",state="queued"\} [1-9]\d*$/m, 'the overwrite queued a delete-copy task');
+  assert.match(text, /^s3o_backend_health\{backend="s3-1",state="healthy"\} 1$/m);
+  assert.match(text, /^s3o_backend_health\{backend="s3-1",state="unavailable"\} 0$/m);
+});
