@@ -114,6 +114,13 @@ function onceConnected(counted: Readable, start: () => void): void {
   });
 }
 
+/** True when a ranged GET's answer holds exactly the bytes asked for. */
+function servesRange(contentRange: string | undefined, length: number | undefined, range: ByteRange): boolean {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+  if (!m) return false;
+  return Number(m[1]) === range.start && Number(m[2]) === range.end && (length === undefined || length === range.end - range.start + 1);
+}
+
 /** Builds the middleware that sets raw headers the typed command input cannot carry (Expires as a string). */
 function rawHeaders(headers: Record<string, string>) {
   return (next: (args: { request: unknown }) => Promise<unknown>) =>
@@ -268,6 +275,12 @@ export class S3Backend implements Backend {
       );
       // The body is the socket's IncomingMessage itself: destroying it tears down the connection read.
       if (!(res.Body instanceof Readable)) throw new Error('response body is not a Node stream');
+      if (range && !servesRange(res.ContentRange, res.ContentLength, range)) {
+        // A provider that ignored the Range would hand back other bytes than asked (a read resuming on this
+        // copy at an offset would splice the object's start into the middle).
+        res.Body.destroy();
+        throw new BackendError(this.name, 'Unavailable', `get ${key}: the provider did not serve bytes ${range.start}-${range.end} (Content-Range ${res.ContentRange ?? 'missing'})`);
+      }
       return res.Body;
     } catch (err) {
       throw this.fail(err, `get ${key}`);

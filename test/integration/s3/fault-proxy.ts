@@ -6,14 +6,15 @@
  * - `stall`: forwards the response headers and withholds the body (a stalled provider);
  * - `close-after-headers`: forwards the headers, then closes both connections;
  * - `kill-after-headers`: forwards the headers, then runs `onKill` (the test SIGKILLs the backend) and closes;
- * - `close-mid-body`: forwards the headers and the first `bodyBytes` bytes of the body, then closes.
+ * - `close-mid-body`: forwards the headers and the first `bodyBytes` bytes of the body, then closes;
+ * - `strip-range`: removes the Range header from object GETs (a provider that ignores ranges).
  *
  * Only object GETs (no query string, or the SDK's `x-id=GetObject`) are broken; HEADs, PUTs and listings pass. Connections are
  * not pipelined by the SDK, so the bytes that follow a GET request on a connection are its response.
  */
 import net from 'node:net';
 
-export type Fault = 'pass' | 'stall' | 'close-after-headers' | 'kill-after-headers' | 'close-mid-body';
+export type Fault = 'pass' | 'stall' | 'close-after-headers' | 'kill-after-headers' | 'close-mid-body' | 'strip-range';
 
 export interface FaultProxy {
   endpoint: string;
@@ -49,6 +50,11 @@ export async function startFaultProxy(target: { host: string; port: number }, on
       if (m) {
         const target = m[2]!;
         mode = m[1] === 'GET' && (!target.includes('?') || /[?&]x-id=GetObject(&|$)/.test(target)) ? fault : 'pass';
+        if (mode === 'strip-range') {
+          broken++;
+          mode = 'pass';
+          d = Buffer.from(d.toString('latin1').replace(/\r\nrange:[^\r]*/i, ''), 'latin1');
+        }
         head = mode === 'pass' ? undefined : Buffer.alloc(0);
         forwardedBody = 0;
       }

@@ -54,6 +54,9 @@ let box: ToolSandbox;
 let a: S3rverInstance;
 let b: S3rverInstance;
 let pa: FaultProxy;
+/** A third s3rver behind a proxy that strips Range headers (backend `r`, a provider ignoring ranges). */
+let c: S3rverInstance;
+let pr: FaultProxy;
 /** One killable s3rver + proxy per reader for the kill case (a killed backend stays dead). */
 const kills: { server: S3rverInstance; proxy: FaultProxy; name: string }[] = [];
 const direct = new Map<string, S3Client>();
@@ -71,8 +74,9 @@ function s3rverClient(s: S3rverInstance): S3Client {
 const READERS = 1 + pythons.length;
 
 before(async () => {
-  [a, b] = await Promise.all([startS3rver(), startS3rver()]);
+  [a, b, c] = await Promise.all([startS3rver(), startS3rver(), startS3rver()]);
   pa = await startFaultProxy({ host: '127.0.0.1', port: a.port });
+  pr = await startFaultProxy({ host: '127.0.0.1', port: c.port });
   for (let i = 0; i < READERS; i++) {
     const server = await startS3rver();
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: server.port }, () => server.stop());
@@ -85,6 +89,7 @@ before(async () => {
     extraBackends: [
       s3BackendConfig({ endpoint: pa.endpoint, bucket: a.bucket }, 'a'),
       s3BackendConfig(b, 'b'),
+      s3BackendConfig({ endpoint: pr.endpoint, bucket: c.bucket }, 'r'),
       ...kills.map((k) => s3BackendConfig({ endpoint: k.proxy.endpoint, bucket: k.server.bucket }, k.name)),
     ],
   });
@@ -94,8 +99,8 @@ before(async () => {
 after(async () => {
   await t?.stop();
   for (const c of direct.values()) c.destroy();
-  await Promise.all([pa?.close(), ...kills.map((k) => k.proxy.close())]);
-  await Promise.all([a?.stop(), b?.stop(), ...kills.map((k) => k.server.stop())]);
+  await Promise.all([pa?.close(), pr?.close(), ...kills.map((k) => k.proxy.close())]);
+  await Promise.all([a?.stop(), b?.stop(), c?.stop(), ...kills.map((k) => k.server.stop())]);
   await box?.cleanup();
 });
 
@@ -291,6 +296,27 @@ describe('two copies: the read fails over and every reader gets the exact bytes'
       if (boto) assertExact(await botoRead(boto.python, key, 'bytes=-300000'), body.subarray(SIZE - 300000), `ranged ${boto.label}`);
     } finally {
       pa.set('pass');
+    }
+  });
+
+  it('a copy whose provider ignores Range is never spliced in mid-body: the read fails rather than serve other bytes', async () => {
+    const key = 'two/ignores-range';
+    const body = patternBytes(SIZE, 12);
+    await put(key, body);
+    await addCopy(key, 'r', c, false);
+    pa.set('close-mid-body', { bodyBytes: 100 * KiB });
+    pr.set('strip-range');
+    try {
+      const before = pr.broken;
+      // Raw, without the response checksum the SDKs would also catch this with: the bytes must be the object's.
+      const res = await wire('GET', key);
+      assertFramed(res, 'raw');
+      assert.ok(pr.broken > before, 'the second copy was asked for a range (and answered the whole object)');
+      assert.ok(res.closedByServer && res.body.length < SIZE, `cut short (${res.body.length} bytes)`);
+      assert.ok(body.subarray(0, res.body.length).equals(res.body), 'what was sent is the start of the object');
+    } finally {
+      pa.set('pass');
+      pr.set('pass');
     }
   });
 
