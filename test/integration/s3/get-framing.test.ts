@@ -10,7 +10,7 @@
  * - with a second copy, the read fails over (before the first byte, or mid-body at the right offset) and
  *   the client gets the exact bytes.
  *
- * server.s3.idle_timeout is 3 s here, so a stalled copy is abandoned after 1.5 s.
+ * server.s3.idle_timeout is 4 s here, so a stalled copy is abandoned after 2 s.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,7 +85,7 @@ before(async () => {
   t = await startTestOrchestrator({
     s3rvers: 0,
     fsBackends: 0,
-    s3IdleTimeoutMs: 3000,
+    s3IdleTimeoutMs: 4000,
     extraBackends: [
       s3BackendConfig({ endpoint: pa.endpoint, bucket: a.bucket }, 'a'),
       s3BackendConfig(b, 'b'),
