@@ -86,14 +86,22 @@ export function endCompleting(uploadId: string): Sql {
   };
 }
 
-/** Uploads whose completion stalled (no heartbeat for `staleMs`): their completer died. Claimed for roll-back. */
-export function selectStuckCompletions(staleMs: number, limit: number, skewMs: number): Sql {
+/**
+ * Uploads in `state` whose `column` (a timestamp) is older than `ageMs`, oldest first, claimed with SKIP
+ * LOCKED so that concurrent sweepers never take the same one.
+ */
+function claimOlderThan(state: 'active' | 'completing', column: 'initiated_at' | 'completing_since', ageMs: number, limit: number, skewMs: number): Sql {
   return {
     text: `SELECT upload_id FROM multipart_uploads
-           WHERE state = 'completing' AND completing_since < ${now(3)} - ($1::double precision * interval '1 millisecond')
-           ORDER BY completing_since LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    values: [staleMs, limit, skewMs],
+           WHERE state = '${state}' AND ${column} < ${now(3)} - ($1::double precision * interval '1 millisecond')
+           ORDER BY ${column} LIMIT $2 FOR UPDATE SKIP LOCKED`,
+    values: [ageMs, limit, skewMs],
   };
+}
+
+/** Uploads whose completion stalled (no heartbeat for `staleMs`): their completer died. Claimed for roll-back. */
+export function selectStuckCompletions(staleMs: number, limit: number, skewMs: number): Sql {
+  return claimOlderThan('completing', 'completing_since', staleMs, limit, skewMs);
 }
 
 /** The live version a completed upload produced (a repeated Complete answers with it). */
@@ -152,10 +160,5 @@ export function selectUploadsPage(bucket: string, prefix: string, afterKey: stri
 
 /** Active uploads started before `olderThanMs` ago (abandoned), claimed for abort. */
 export function selectAbandoned(olderThanMs: number, limit: number, skewMs: number): Sql {
-  return {
-    text: `SELECT upload_id FROM multipart_uploads
-           WHERE state = 'active' AND initiated_at < ${now(3)} - ($1::double precision * interval '1 millisecond')
-           ORDER BY initiated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    values: [olderThanMs, limit, skewMs],
-  };
+  return claimOlderThan('active', 'initiated_at', olderThanMs, limit, skewMs);
 }

@@ -9,7 +9,7 @@ import { startTestOrchestrator, type TestOrchestrator } from '../../harness/orch
 
 let t: TestOrchestrator;
 before(async () => {
-  t = await startTestOrchestrator({ s3rvers: 1, fsBackends: 1 });
+  t = await startTestOrchestrator({ s3rvers: 1, fsBackends: 1, workers: false }); // queued tasks stay queued
 });
 after(() => t?.stop());
 
