@@ -12,7 +12,7 @@ import {
   type LocateObjectRequest,
   type LocateObjectResponseSchema,
 } from '../../gen/s3o/admin/v1/admin_pb.js';
-import { CoreError, isDbUnavailable, type CoreErrorCode } from '../core/errors.js';
+import { CoreError, isDbBusy, isDbUnavailable, type CoreErrorCode } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { AdminDeps } from './deps.js';
 
@@ -34,6 +34,10 @@ export function toConnectError(err: unknown, log: Logger, method: string): Conne
   if (isDbUnavailable(err)) {
     log.warn('admin rpc failed: metadata database unavailable', { method, err });
     return new ConnectError('the metadata database is unavailable; retry later', Code.Unavailable);
+  }
+  if (isDbBusy(err)) {
+    log.warn('admin rpc failed: metadata database busy', { method, err });
+    return new ConnectError('the metadata database is too busy to answer in time; retry later', Code.Unavailable);
   }
   if (err instanceof CoreError) {
     const code = CORE_TO_CONNECT[err.code];

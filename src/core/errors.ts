@@ -41,7 +41,7 @@ export type CoreErrorCode =
   | 'OperationAborted';
 
 /** The metadata database is unreachable (raised by meta/, re-exported for the S3 and admin layers to map). */
-export { DbUnavailableError, isDbUnavailable } from '../meta/db.js';
+export { DbUnavailableError, isDbBusy, isDbUnavailable } from '../meta/db.js';
 
 /** An error core/ raises on purpose; anything else reaching a caller is internal. */
 export class CoreError extends Error {

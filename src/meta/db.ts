@@ -56,3 +56,19 @@ export function isDbUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * SQLSTATEs of a statement the server gave up on because it was too busy (statement or lock timeout) or
+ * that lost a deadlock or serialization conflict: nothing was changed, and the same request may succeed
+ * when retried, so callers answer "retry" (503), never "internal error".
+ */
+const BUSY_CODES = new Set(['57014', '55P03', '40P01', '40001']);
+
+/** Whether `err` (or an error in its `cause` chain) says the database was too busy to finish the statement. */
+export function isDbBusy(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && BUSY_CODES.has(code)) return true;
+  }
+  return false;
+}

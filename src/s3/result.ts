@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { CoreError, isDbUnavailable } from '../core/errors.js';
+import { CoreError, isDbBusy, isDbUnavailable } from '../core/errors.js';
 import { S3Error, type S3ErrorCode } from './errors.js';
 import { el } from './xml.js';
 
@@ -78,6 +78,7 @@ export function errorResult(err: S3Error, requestId: string, resource: string, h
 export function toClientError(err: unknown, context: { bucket?: string; key?: string } = {}): S3Error {
   if (err instanceof S3Error) return err;
   if (isDbUnavailable(err)) return new S3Error('ServiceUnavailable', 'The metadata database is unavailable. Please retry the request.', {}, { cause: err });
+  if (isDbBusy(err)) return new S3Error('ServiceUnavailable', 'The metadata database is too busy to answer in time. Please retry the request.', {}, { cause: err });
   if (err instanceof CoreError) {
     const code: S3ErrorCode = err.code;
     const fields: Record<string, string> = {};

@@ -7,6 +7,7 @@ import { resolveConfig } from '../../src/config/load.js';
 import type { BackendConfig, Config } from '../../src/config/types.js';
 import { createLogger } from '../../src/log.js';
 import { freshDatabase, type TestDatabase } from './db.js';
+import { assertLedger, assertNoStrayBytes } from './ledger.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from './s3rver.js';
 
 /** Credentials of the default test bucket `data`. */
@@ -30,6 +31,8 @@ export interface TestOrchestratorOptions {
   extraBackends?: BackendConfig[];
   /** Put extra backends first in the order. */
   extraFirst?: boolean;
+  /** Extra `database` keys of the config file (snake_case YAML form), e.g. `{ lock_timeout: '200ms' }`. */
+  database?: Record<string, unknown>;
   /** Start workers (default true). */
   workers?: boolean;
   virtualHostDomains?: string[];
@@ -88,7 +91,10 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
         },
         admin: { listen: '127.0.0.1:0', token: 'admin-test-token' },
       },
-      database: db.config.url ? { url: db.config.url, schema: db.config.schema } : { path: db.config.path },
+      database: {
+        ...(db.config.url ? { url: db.config.url, schema: db.config.schema } : { path: db.config.path }),
+        ...(opts.database ?? {}),
+      },
       placement: { strategy: opts.strategy ?? 'pack' },
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
@@ -127,22 +133,28 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
       (stopping ??= (async () => {
         client.destroy();
         otherClient.destroy();
-        await orch.stop();
-        await Promise.all(servers.map((s) => s.stop()));
-        await db.drop();
-        await rm(dataDir, { recursive: true, force: true });
+        try {
+          // Every test file ends with the quota ledger recomputed from the rows, and no stray bytes.
+          await assertLedger(orch.db, 'orchestrator ledger');
+          await assertNoStrayBytes(orch.db, orch.backends.all(), 'orchestrator');
+        } finally {
+          await orch.stop();
+          await Promise.all(servers.map((s) => s.stop()));
+          await db.drop();
+          await rm(dataDir, { recursive: true, force: true });
+        }
       })()),
   };
 }
 
 /**
- * Runs the cleanup queue until it is empty (or the timeout passes); returns the remaining job count. Jobs
- * backing off after a failure count too: a job is gone only once its bytes are deleted and released.
+ * Runs the task queue until no delete-copy task is left (or the timeout passes); returns how many remain.
+ * Tasks backing off after a failure count too: a task is gone only once its bytes are deleted and released.
  */
 export async function drainCleanup(t: TestOrchestrator, timeoutMs = 10_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM cleanup_jobs`);
+    const { rows } = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM tasks WHERE kind = 'delete-copy'`);
     const n = rows[0]!.n;
     if (n === 0 || Date.now() > deadline) return n;
     t.orch.wakeWorkers();
