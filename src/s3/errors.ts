@@ -64,6 +64,8 @@ export const S3_ERRORS = {
   InvalidPartNumber: { status: 416, message: 'The requested partnumber is not satisfiable' },
   /** The Range header does not overlap the object. */
   InvalidRange: { status: 416, message: 'The requested range is not satisfiable' },
+  /** x-amz-storage-class names a class that is not valid here (only STANDARD is stored). */
+  InvalidStorageClass: { status: 400, message: 'The storage class you specified is not valid' },
   /** The request is not valid for reasons not covered by another code. */
   InvalidRequest: { status: 400, message: 'Invalid Request' },
   /** The key is longer than 1024 bytes. */

@@ -25,6 +25,7 @@ import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, u
 import { listMultipartUploads, listParts } from './ops/multipart-list.js';
 import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './ops/tagging.js';
 import { bucketCors, corsResponseHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './ops/cors.js';
+import { checkRequestHeaders } from './unapplied.js';
 
 /** What the S3 server needs from the rest of the process. */
 export interface S3Deps {
@@ -154,6 +155,8 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
         body: req.body,
         signal: req.signal,
       };
+      // Headers asking for what is not implemented are refused here, before the handler reads or writes anything.
+      await checkRequestHeaders(ctx, op);
       result = await dispatch(ctx, op);
     } catch (err) {
       const e = toClientError(err, op && 'key' in op ? { bucket: op.bucket, key: op.key } : op && 'bucket' in op ? { bucket: op.bucket } : {});

@@ -118,8 +118,12 @@ export function checkContentMd5(ctx: OpContext, md5Hex: string): void {
  * id derived from the access key, and its display name.
  */
 export function ownerXml(ctx: OpContext, name = 'Owner'): Xml {
-  const id = ctx.auth.credential.accessKeyId;
-  return el(name, [el('ID', createHash('sha256').update(`owner:${id}`).digest('hex')), el('DisplayName', id)]);
+  return el(name, [el('ID', ownerId(ctx)), el('DisplayName', ctx.auth.credential.accessKeyId)]);
+}
+
+/** The owner id reported to this credential (Owner/ID), also what `x-amz-expected-bucket-owner` is checked against. */
+export function ownerId(ctx: Pick<OpContext, 'auth'>): string {
+  return createHash('sha256').update(`owner:${ctx.auth.credential.accessKeyId}`).digest('hex');
 }
 
 /**
