@@ -184,6 +184,9 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
             objectCount: r?.objectCount ?? 0,
             healthy: health.get(b.name)?.state === 'healthy',
             health: health.get(b.name)!,
+            state: r?.state ?? 'active',
+            source: r?.source ?? 'config',
+            ...(r?.zone ? { zone: r.zone } : {}),
           };
         });
       },

@@ -35,6 +35,11 @@ export interface BackendUsage {
   healthy: boolean;
   /** Live health (state, since, last error, last success); absent when not measured. */
   health?: BackendHealth;
+  /** Runtime state from the backend's row. */
+  state: 'active' | 'read_only' | 'draining' | 'removed';
+  /** `config` or `admin`. */
+  source: string;
+  zone?: string;
 }
 
 /** What /readyz answers (see {@link AdminDeps.ready}). */

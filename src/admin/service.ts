@@ -3,6 +3,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   AdminService,
+  BackendState,
   BackendType,
   CopyState,
   HealthState,
@@ -51,6 +52,13 @@ const HEALTH_STATE = {
   healthy: HealthState.HEALTHY,
   degraded: HealthState.DEGRADED,
   unavailable: HealthState.UNAVAILABLE,
+} as const;
+
+const BACKEND_STATE = {
+  active: BackendState.ACTIVE,
+  read_only: BackendState.READ_ONLY,
+  draining: BackendState.DRAINING,
+  removed: BackendState.REMOVED,
 } as const;
 
 /** Converts a non-negative count or byte size to the uint64 the wire carries. */
@@ -107,6 +115,9 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
         reservedBytes: u64(b.reservedBytes),
         objectCount: u64(b.objectCount),
         healthy: b.healthy,
+        state: BACKEND_STATE[b.state],
+        source: b.source,
+        zone: b.zone ?? '',
         ...(b.health
           ? {
               healthState: HEALTH_STATE[b.health.state],

@@ -4,6 +4,8 @@ import * as oq from '../meta/queries/objects.js';
 import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
 import { CoreError } from './errors.js';
+import { rowToCopy, rowToVersion } from './rows.js';
+import { lockKeys, retireLive } from './copies.js';
 import { listObjects } from './list.js';
 import { openVersion, type ReadableCopy } from './read.js';
 import { ReplayableSource, bodyEnded } from './replay.js';
@@ -21,7 +23,8 @@ import type {
   ReadConditions,
   TenantDirectory,
 } from './types.js';
-import { run, writeVersion, type WriteDeps } from './writes.js';
+import { run } from '../meta/run.js';
+import { writeVersion, type WriteDeps } from './writes.js';
 
 /** Bytes of a body kept so a write can move to another backend if the first fails early. */
 const REPLAY_LIMIT = 256 * 1024;
@@ -49,7 +52,7 @@ export class CoreObjectStore implements ObjectStore {
 
   async #live(bucket: string, key: string): Promise<ObjectVersion | undefined> {
     const { rows } = await run<oq.VersionRow>(this.#deps.db, oq.selectLive(bucket, key));
-    return rows[0] ? oq.rowToVersion(rows[0]) : undefined;
+    return rows[0] ? rowToVersion(rows[0]) : undefined;
   }
 
   async #requireLive(bucket: string, key: string): Promise<ObjectVersion> {
@@ -61,7 +64,7 @@ export class CoreObjectStore implements ObjectStore {
 
   async #copies(versionId: string): Promise<CopyLocation[]> {
     const { rows } = await run<oq.CopyRow>(this.#deps.db, oq.selectCopies(versionId));
-    return rows.map(oq.rowToCopy);
+    return rows.map(rowToCopy);
   }
 
   async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
@@ -80,11 +83,11 @@ export class CoreObjectStore implements ObjectStore {
       await this.requireBucket(bucket);
       throw new CoreError('NoSuchKey', key);
     }
-    const version = oq.rowToVersion(rows[0]);
+    const version = rowToVersion(rows[0]);
     checkReadConditions(version, opts.conditions);
     const range = resolveRange(opts.range, version.size);
     if (version.size === 0) return { version, body: Readable.from([]) };
-    const body = await this.#openCopy(version, range, opts.signal, rows[0].copies.map(oq.rowToCopy), opts.stallMs);
+    const body = await this.#openCopy(version, range, opts.signal, rows[0].copies.map(rowToCopy), opts.stallMs);
     return range ? { version, range, body } : { version, body };
   }
 
@@ -105,7 +108,11 @@ export class CoreObjectStore implements ObjectStore {
     copies?: CopyLocation[],
     stallMs = DEFAULT_STALL_MS,
   ): Promise<Readable> {
-    const readable: ReadableCopy[] = (copies ?? (await this.#copies(version.versionId))).map((copy) => ({
+    const all = copies ?? (await this.#copies(version.versionId));
+    // Copies on backends that live health reports unavailable are tried last (still tried: health may lag).
+    const order = this.#backends.availableFirst(all.map((c) => c.backend));
+    const sorted = [...all].sort((a, b) => order.indexOf(a.backend) - order.indexOf(b.backend));
+    const readable: ReadableCopy[] = sorted.map((copy) => ({
       describe: { backend: copy.backend, physicalKey: copy.physicalKey },
       open: (r, sig) => {
         const backend = this.#backends.get(copy.backend);
@@ -136,8 +143,8 @@ export class CoreObjectStore implements ObjectStore {
       size: input.size,
       ...(input.conditions ? { conditions: input.conditions } : {}),
       meta: { ...input.headers },
-      produce: async (backend, pkey, meta) => {
-        await backend.put(pkey, source.attempt(), input.size, meta, input.signal);
+      produce: async (backend, pkey, meta, lost) => {
+        await backend.put(pkey, source.attempt(), input.size, meta, anySignal(input.signal, lost));
         await bodyEnded(input.body);
       },
       retryable: (err) =>
@@ -185,11 +192,12 @@ export class CoreObjectStore implements ObjectStore {
       ...(input.conditions ? { conditions: input.conditions } : {}),
       prefer: copies.map((c) => c.backend),
       meta: { ...headers, etag: src.etag },
-      produce: async (backend, pkey, meta) => {
+      produce: async (backend, pkey, meta, lost) => {
         const local = copies.find((c) => c.backend === backend.name);
         if (local) return backend.copy(local.physicalKey, pkey, meta);
-        const body = src.size === 0 ? Readable.from([]) : await this.#openCopy(src, undefined, input.signal);
-        return backend.put(pkey, body, src.size, meta, input.signal);
+        const signal = anySignal(input.signal, lost);
+        const body = src.size === 0 ? Readable.from([]) : await this.#openCopy(src, undefined, signal);
+        return backend.put(pkey, body, src.size, meta, signal);
       },
       retryable: (err) => err instanceof BackendError && err.kind !== 'Aborted' && !input.signal?.aborted,
       finalize: () => ({
@@ -215,13 +223,12 @@ export class CoreObjectStore implements ObjectStore {
     return keys.map((key) => ({ key }));
   }
 
-  /** Retires the live versions of keys in one transaction, taking the key locks in a fixed order. */
+  /** Retires the live versions of keys in one transaction, taking the key locks in one statement, in a fixed order. */
   async #retire(bucket: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    const sorted = [...keys].sort();
     await this.#deps.db.tx(async (q) => {
-      for (const key of sorted) await run(q, oq.lockKey(bucket, key));
-      await run(q, oq.retireLive(bucket, sorted, 'delete', this.#deps.cleanupDelayMs));
+      const sorted = await lockKeys(q, bucket, keys);
+      await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
     });
   }
 
@@ -271,6 +278,11 @@ export class CoreObjectStore implements ObjectStore {
     const version = await this.#requireLive(bucket, key);
     return { version, copies: await this.#copies(version.versionId) };
   }
+}
+
+/** A signal that aborts when either does (the request's, or the write's lost claim). */
+function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  return a ? AbortSignal.any([a, b]) : b;
 }
 
 function pickHeaders(v: ObjectVersion) {

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
-import { AdminService, BackendType, CopyState } from '../../../gen/s3o/admin/v1/admin_pb.js';
+import { AdminService, BackendState, BackendType, CopyState } from '../../../gen/s3o/admin/v1/admin_pb.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { S3RVER_CREDENTIALS } from '../../harness/s3rver.js';
 
@@ -69,6 +69,7 @@ describe('admin end to end', () => {
     assert.equal(byName['fs-1']!.usedBytes, BigInt(sizes.onFs));
     assert.equal(byName['fs-1']!.objectCount, 1n);
     assert.ok(r.backends.every((b) => b.healthy && b.reservedBytes === 0n));
+    assert.ok(r.backends.every((b) => b.state === BackendState.ACTIVE && b.source === 'config'), 'rows declared by the config file, active');
   });
 
   it('ListBuckets_and_GetStatus', async () => {

@@ -60,8 +60,8 @@ export function fixtureDeps(token?: string): { deps: AdminDeps; state: FixtureSt
     async listBackends() {
       if (state.backendsError !== undefined) throw state.backendsError;
       return [
-        { name: 'disk-a', type: 'fs', quotaBytes: 10 * 1024 ** 3, usedBytes: 1.5 * 1024 ** 3, reservedBytes: 2048, objectCount: 12, healthy: true },
-        { name: 'cloud-b', type: 's3', quotaBytes: 0, usedBytes: 5 * 1024 ** 2, reservedBytes: 0, objectCount: 3, healthy: false },
+        { name: 'disk-a', type: 'fs', quotaBytes: 10 * 1024 ** 3, usedBytes: 1.5 * 1024 ** 3, reservedBytes: 2048, objectCount: 12, healthy: true, state: 'active', source: 'config', zone: 'home' },
+        { name: 'cloud-b', type: 's3', quotaBytes: 0, usedBytes: 5 * 1024 ** 2, reservedBytes: 0, objectCount: 3, healthy: false, state: 'draining', source: 'config' },
       ];
     },
     async listBuckets() {

@@ -6,6 +6,7 @@ import { Code, ConnectError, createClient, type Client, type Transport } from '@
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import {
   AdminService,
+  BackendState,
   BackendType,
   CopyState,
   GetStatusResponseSchema,
@@ -72,10 +73,10 @@ for (const [name, make] of Object.entries(PROTOCOLS)) {
     test('ListBackends_maps_types_and_usage', async () => {
       const { backends } = await client.listBackends({}, auth(TOKEN));
       assert.deepEqual(
-        backends.map((b) => [b.name, b.type, b.quotaBytes, b.usedBytes, b.reservedBytes, b.objectCount, b.healthy]),
+        backends.map((b) => [b.name, b.type, b.quotaBytes, b.usedBytes, b.reservedBytes, b.objectCount, b.healthy, b.state, b.source, b.zone]),
         [
-          ['disk-a', BackendType.FS, 10n * 1024n ** 3n, 1536n * 1024n ** 2n, 2048n, 12n, true],
-          ['cloud-b', BackendType.S3, 0n, 5n * 1024n ** 2n, 0n, 3n, false],
+          ['disk-a', BackendType.FS, 10n * 1024n ** 3n, 1536n * 1024n ** 2n, 2048n, 12n, true, BackendState.ACTIVE, 'config', 'home'],
+          ['cloud-b', BackendType.S3, 0n, 5n * 1024n ** 2n, 0n, 3n, false, BackendState.DRAINING, 'config', ''],
         ],
       );
     });

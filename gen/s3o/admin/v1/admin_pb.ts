@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file s3o/admin/v1/admin.proto.
  */
 export const file_s3o_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhzM28vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDHMzby5hZG1pbi52MSISChBHZXRTdGF0dXNSZXF1ZXN0IvUCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9kYXRhYmFzZV9lbmdpbmUYBCABKAkSFgoOc2NoZW1hX3ZlcnNpb24YBSABKAUSGQoRczNfbGlzdGVuX2FkZHJlc3MYBiABKAkSHAoUYWRtaW5fbGlzdGVuX2FkZHJlc3MYByABKAkSEwoLaW5zdGFuY2VfaWQYCCABKAkSFQoNYmFja2VuZF9jb3VudBgJIAEoDRIdChVoZWFsdGh5X2JhY2tlbmRfY291bnQYCiABKA0SFAoMYnVja2V0X2NvdW50GAsgASgNEhQKDG9iamVjdF9jb3VudBgMIAEoBBITCgt0b3RhbF9ieXRlcxgNIAEoBCIVChNMaXN0QmFja2VuZHNSZXF1ZXN0Ij8KFExpc3RCYWNrZW5kc1Jlc3BvbnNlEicKCGJhY2tlbmRzGAEgAygLMhUuczNvLmFkbWluLnYxLkJhY2tlbmQiggMKB0JhY2tlbmQSDAoEbmFtZRgBIAEoCRInCgR0eXBlGAIgASgOMhkuczNvLmFkbWluLnYxLkJhY2tlbmRUeXBlEhMKC3F1b3RhX2J5dGVzGAMgASgEEhIKCnVzZWRfYnl0ZXMYBCABKAQSFgoOcmVzZXJ2ZWRfYnl0ZXMYBSABKAQSFAoMb2JqZWN0X2NvdW50GAYgASgEEg8KB2hlYWx0aHkYByABKAgSLwoMaGVhbHRoX3N0YXRlGAggASgOMhkuczNvLmFkbWluLnYxLkhlYWx0aFN0YXRlEjAKDGhlYWx0aF9zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgKIAEoCRIxCg1sYXN0X2Vycm9yX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpsYXN0X29rX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIUChJMaXN0QnVja2V0c1JlcXVlc3QiPAoTTGlzdEJ1Y2tldHNSZXNwb25zZRIlCgdidWNrZXRzGAEgAygLMhQuczNvLmFkbWluLnYxLkJ1Y2tldCKJAQoGQnVja2V0EgwKBG5hbWUYASABKAkSLgoKY3JlYXRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMb2JqZWN0X2NvdW50GAMgASgEEhMKC3RvdGFsX2J5dGVzGAQgASgEEhYKDmFjY2Vzc19rZXlfaWRzGAUgAygJIjIKE0xvY2F0ZU9iamVjdFJlcXVlc3QSDgoGYnVja2V0GAEgASgJEgsKA2tleRgCIAEoCSLAAQoUTG9jYXRlT2JqZWN0UmVzcG9uc2USDgoGYnVja2V0GAEgASgJEgsKA2tleRgCIAEoCRISCgp2ZXJzaW9uX2lkGAMgASgJEgwKBHNpemUYBCABKAQSDAoEZXRhZxgFIAEoCRIxCg1sYXN0X21vZGlmaWVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIoCgZjb3BpZXMYByADKAsyGC5zM28uYWRtaW4udjEuT2JqZWN0Q29weSJpCgpPYmplY3RDb3B5Eg8KB2JhY2tlbmQYASABKAkSFAoMcGh5c2ljYWxfa2V5GAIgASgJEgwKBHNpemUYAyABKAQSJgoFc3RhdGUYBCABKA4yFy5zM28uYWRtaW4udjEuQ29weVN0YXRlKlUKC0JhY2tlbmRUeXBlEhwKGEJBQ0tFTkRfVFlQRV9VTlNQRUNJRklFRBAAEhMKD0JBQ0tFTkRfVFlQRV9TMxABEhMKD0JBQ0tFTkRfVFlQRV9GUxACKn4KC0hlYWx0aFN0YXRlEhwKGEhFQUxUSF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEhFQUxUSF9TVEFURV9IRUFMVEhZEAESGQoVSEVBTFRIX1NUQVRFX0RFR1JBREVEEAISHAoYSEVBTFRIX1NUQVRFX1VOQVZBSUxBQkxFEAMqVAoJQ29weVN0YXRlEhoKFkNPUFlfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJDT1BZX1NUQVRFX1BFTkRJTkcQARITCg9DT1BZX1NUQVRFX0xJVkUQAjLyAgoMQWRtaW5TZXJ2aWNlElEKCUdldFN0YXR1cxIeLnMzby5hZG1pbi52MS5HZXRTdGF0dXNSZXF1ZXN0Gh8uczNvLmFkbWluLnYxLkdldFN0YXR1c1Jlc3BvbnNlIgOQAgESWgoMTGlzdEJhY2tlbmRzEiEuczNvLmFkbWluLnYxLkxpc3RCYWNrZW5kc1JlcXVlc3QaIi5zM28uYWRtaW4udjEuTGlzdEJhY2tlbmRzUmVzcG9uc2UiA5ACARJXCgtMaXN0QnVja2V0cxIgLnMzby5hZG1pbi52MS5MaXN0QnVja2V0c1JlcXVlc3QaIS5zM28uYWRtaW4udjEuTGlzdEJ1Y2tldHNSZXNwb25zZSIDkAIBEloKDExvY2F0ZU9iamVjdBIhLnMzby5hZG1pbi52MS5Mb2NhdGVPYmplY3RSZXF1ZXN0GiIuczNvLmFkbWluLnYxLkxvY2F0ZU9iamVjdFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzM28vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDHMzby5hZG1pbi52MSISChBHZXRTdGF0dXNSZXF1ZXN0IvUCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9kYXRhYmFzZV9lbmdpbmUYBCABKAkSFgoOc2NoZW1hX3ZlcnNpb24YBSABKAUSGQoRczNfbGlzdGVuX2FkZHJlc3MYBiABKAkSHAoUYWRtaW5fbGlzdGVuX2FkZHJlc3MYByABKAkSEwoLaW5zdGFuY2VfaWQYCCABKAkSFQoNYmFja2VuZF9jb3VudBgJIAEoDRIdChVoZWFsdGh5X2JhY2tlbmRfY291bnQYCiABKA0SFAoMYnVja2V0X2NvdW50GAsgASgNEhQKDG9iamVjdF9jb3VudBgMIAEoBBITCgt0b3RhbF9ieXRlcxgNIAEoBCIVChNMaXN0QmFja2VuZHNSZXF1ZXN0Ij8KFExpc3RCYWNrZW5kc1Jlc3BvbnNlEicKCGJhY2tlbmRzGAEgAygLMhUuczNvLmFkbWluLnYxLkJhY2tlbmQiywMKB0JhY2tlbmQSDAoEbmFtZRgBIAEoCRInCgR0eXBlGAIgASgOMhkuczNvLmFkbWluLnYxLkJhY2tlbmRUeXBlEhMKC3F1b3RhX2J5dGVzGAMgASgEEhIKCnVzZWRfYnl0ZXMYBCABKAQSFgoOcmVzZXJ2ZWRfYnl0ZXMYBSABKAQSFAoMb2JqZWN0X2NvdW50GAYgASgEEg8KB2hlYWx0aHkYByABKAgSLwoMaGVhbHRoX3N0YXRlGAggASgOMhkuczNvLmFkbWluLnYxLkhlYWx0aFN0YXRlEjAKDGhlYWx0aF9zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgKIAEoCRIxCg1sYXN0X2Vycm9yX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpsYXN0X29rX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVzdGF0ZRgNIAEoDjIaLnMzby5hZG1pbi52MS5CYWNrZW5kU3RhdGUSDgoGc291cmNlGA4gASgJEgwKBHpvbmUYDyABKAkiFAoSTGlzdEJ1Y2tldHNSZXF1ZXN0IjwKE0xpc3RCdWNrZXRzUmVzcG9uc2USJQoHYnVja2V0cxgBIAMoCzIULnMzby5hZG1pbi52MS5CdWNrZXQiiQEKBkJ1Y2tldBIMCgRuYW1lGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9iamVjdF9jb3VudBgDIAEoBBITCgt0b3RhbF9ieXRlcxgEIAEoBBIWCg5hY2Nlc3Nfa2V5X2lkcxgFIAMoCSIyChNMb2NhdGVPYmplY3RSZXF1ZXN0Eg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkiwAEKFExvY2F0ZU9iamVjdFJlc3BvbnNlEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkSEgoKdmVyc2lvbl9pZBgDIAEoCRIMCgRzaXplGAQgASgEEgwKBGV0YWcYBSABKAkSMQoNbGFzdF9tb2RpZmllZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoGY29waWVzGAcgAygLMhguczNvLmFkbWluLnYxLk9iamVjdENvcHkiaQoKT2JqZWN0Q29weRIPCgdiYWNrZW5kGAEgASgJEhQKDHBoeXNpY2FsX2tleRgCIAEoCRIMCgRzaXplGAMgASgEEiYKBXN0YXRlGAQgASgOMhcuczNvLmFkbWluLnYxLkNvcHlTdGF0ZSpVCgtCYWNrZW5kVHlwZRIcChhCQUNLRU5EX1RZUEVfVU5TUEVDSUZJRUQQABITCg9CQUNLRU5EX1RZUEVfUzMQARITCg9CQUNLRU5EX1RZUEVfRlMQAiqbAQoMQmFja2VuZFN0YXRlEh0KGUJBQ0tFTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCQUNLRU5EX1NUQVRFX0FDVElWRRABEhsKF0JBQ0tFTkRfU1RBVEVfUkVBRF9PTkxZEAISGgoWQkFDS0VORF9TVEFURV9EUkFJTklORxADEhkKFUJBQ0tFTkRfU1RBVEVfUkVNT1ZFRBAEKn4KC0hlYWx0aFN0YXRlEhwKGEhFQUxUSF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEhFQUxUSF9TVEFURV9IRUFMVEhZEAESGQoVSEVBTFRIX1NUQVRFX0RFR1JBREVEEAISHAoYSEVBTFRIX1NUQVRFX1VOQVZBSUxBQkxFEAMqVAoJQ29weVN0YXRlEhoKFkNPUFlfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJDT1BZX1NUQVRFX1BFTkRJTkcQARITCg9DT1BZX1NUQVRFX0xJVkUQAjLyAgoMQWRtaW5TZXJ2aWNlElEKCUdldFN0YXR1cxIeLnMzby5hZG1pbi52MS5HZXRTdGF0dXNSZXF1ZXN0Gh8uczNvLmFkbWluLnYxLkdldFN0YXR1c1Jlc3BvbnNlIgOQAgESWgoMTGlzdEJhY2tlbmRzEiEuczNvLmFkbWluLnYxLkxpc3RCYWNrZW5kc1JlcXVlc3QaIi5zM28uYWRtaW4udjEuTGlzdEJhY2tlbmRzUmVzcG9uc2UiA5ACARJXCgtMaXN0QnVja2V0cxIgLnMzby5hZG1pbi52MS5MaXN0QnVja2V0c1JlcXVlc3QaIS5zM28uYWRtaW4udjEuTGlzdEJ1Y2tldHNSZXNwb25zZSIDkAIBEloKDExvY2F0ZU9iamVjdBIhLnMzby5hZG1pbi52MS5Mb2NhdGVPYmplY3RSZXF1ZXN0GiIuczNvLmFkbWluLnYxLkxvY2F0ZU9iamVjdFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * GetStatusRequest has no parameters.
@@ -263,6 +263,27 @@ export type Backend = Message<"s3o.admin.v1.Backend"> & {
    * @generated from field: google.protobuf.Timestamp last_ok_at = 12;
    */
   lastOkAt?: Timestamp | undefined;
+
+  /**
+   * What placement and reads may do with the backend (its row in the metadata database).
+   *
+   * @generated from field: s3o.admin.v1.BackendState state = 13;
+   */
+  state: BackendState;
+
+  /**
+   * Who declares the backend: "config" (the configuration file) or "admin" (created through this API).
+   *
+   * @generated from field: string source = 14;
+   */
+  source: string;
+
+  /**
+   * Placement label (provider or region); empty when not set.
+   *
+   * @generated from field: string zone = 15;
+   */
+  zone: string;
 };
 
 /**
@@ -525,6 +546,54 @@ export const BackendTypeSchema: GenEnum<BackendType> = /*@__PURE__*/
   enumDesc(file_s3o_admin_v1_admin, 0);
 
 /**
+ * BackendState is a backend's runtime state, stored in its database row and shared by every instance.
+ *
+ * @generated from enum s3o.admin.v1.BackendState
+ */
+export enum BackendState {
+  /**
+   * Not set; never sent by the server.
+   *
+   * @generated from enum value: BACKEND_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Takes new copies and serves reads.
+   *
+   * @generated from enum value: BACKEND_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Serves reads; takes no new copies.
+   *
+   * @generated from enum value: BACKEND_STATE_READ_ONLY = 2;
+   */
+  READ_ONLY = 2,
+
+  /**
+   * Serves reads while its copies are moved away; takes no new copies.
+   *
+   * @generated from enum value: BACKEND_STATE_DRAINING = 3;
+   */
+  DRAINING = 3,
+
+  /**
+   * No longer used; its row is kept for the record.
+   *
+   * @generated from enum value: BACKEND_STATE_REMOVED = 4;
+   */
+  REMOVED = 4,
+}
+
+/**
+ * Describes the enum s3o.admin.v1.BackendState.
+ */
+export const BackendStateSchema: GenEnum<BackendState> = /*@__PURE__*/
+  enumDesc(file_s3o_admin_v1_admin, 1);
+
+/**
  * HealthState is a backend's live health.
  *
  * @generated from enum s3o.admin.v1.HealthState
@@ -564,7 +633,7 @@ export enum HealthState {
  * Describes the enum s3o.admin.v1.HealthState.
  */
 export const HealthStateSchema: GenEnum<HealthState> = /*@__PURE__*/
-  enumDesc(file_s3o_admin_v1_admin, 1);
+  enumDesc(file_s3o_admin_v1_admin, 2);
 
 /**
  * CopyState is the life-cycle state of a physical copy.
@@ -598,7 +667,7 @@ export enum CopyState {
  * Describes the enum s3o.admin.v1.CopyState.
  */
 export const CopyStateSchema: GenEnum<CopyState> = /*@__PURE__*/
-  enumDesc(file_s3o_admin_v1_admin, 2);
+  enumDesc(file_s3o_admin_v1_admin, 3);
 
 /**
  * AdminService is the control plane of one s3-orchestrator instance. Every RPC requires
