@@ -18,6 +18,7 @@ import { CoreError } from '../core/errors.js';
 import type { ObjectVersion, UploadInfo } from '../core/types.js';
 import { CHECKSUM_ALGORITHMS } from './checksums.js';
 import { S3Error, invalidArgument } from './errors.js';
+import { parseQuery } from './route-params.js';
 import type { S3Op, S3OpName } from './router.js';
 import { ownerId, type OpContext } from './ops/common.js';
 
@@ -303,9 +304,24 @@ async function lookUp(ctx: OpContext, op: S3Op, subject: Subject): Promise<Objec
   throw new Error(`no ${subject} for ${op.op}`);
 }
 
+/**
+ * `x-amz-*` query parameters, by lower-case name: presigners move x-amz-* headers into the query string
+ * (the AWS SDK's getSignedUrl does so for x-amz-storage-class, x-amz-acl, x-amz-object-lock-*, ...), and S3
+ * reads them as headers, so a refused header is refused there too.
+ */
+function hoistedHeaders(rawQuery: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!rawQuery.toLowerCase().includes('x-amz-')) return out;
+  for (const [k, v] of parseQuery(rawQuery)) {
+    const name = k.toLowerCase();
+    if (name.startsWith('x-amz-') && !out.has(name)) out.set(name, v);
+  }
+  return out;
+}
+
 /** 403 unless `header` (when sent) names the owner id this credential is shown. */
-function checkOwner(ctx: OpContext, header: string): void {
-  const want = ctx.head.headers[header];
+function checkOwner(ctx: OpContext, header: string, hoisted: Map<string, string>): void {
+  const want = ctx.head.headers[header] ?? hoisted.get(header);
   if (want !== undefined && want.trim() !== ownerId(ctx)) {
     throw new S3Error('AccessDenied', `Access Denied: ${header} does not name the owner of the bucket.`);
   }
@@ -317,11 +333,12 @@ function checkOwner(ctx: OpContext, header: string): void {
  * once. Also checks x-amz-expected-bucket-owner and x-amz-source-expected-bucket-owner.
  */
 export async function checkRequestHeaders(ctx: OpContext, op: S3Op): Promise<void> {
-  if ('bucket' in op) checkOwner(ctx, 'x-amz-expected-bucket-owner');
-  if (op.op === 'CopyObject' || op.op === 'UploadPartCopy') checkOwner(ctx, 'x-amz-source-expected-bucket-owner');
+  const hoisted = hoistedHeaders(ctx.head.rawQuery);
+  if ('bucket' in op) checkOwner(ctx, 'x-amz-expected-bucket-owner', hoisted);
+  if (op.op === 'CopyObject' || op.op === 'UploadPartCopy') checkOwner(ctx, 'x-amz-source-expected-bucket-owner', hoisted);
   const pending: { rule: RefusedHeader; value: string }[] = [];
   for (const rule of REFUSED) {
-    const value = ctx.head.headers[rule.header];
+    const value = ctx.head.headers[rule.header] ?? hoisted.get(rule.header);
     if (value === undefined || !rule.ops.includes(op.op)) continue;
     if (rule.valid && !rule.valid.some((v) => lower(v) === lower(value))) throw invalidValue(rule, value);
     if (rule.honoured?.some((v) => lower(v) === lower(value))) continue;

@@ -41,6 +41,7 @@ import {
   S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { APPLIED, REFUSED, REFUSED_SUBRESOURCES } from '../../../src/s3/unapplied.js';
 import type { S3OpName } from '../../../src/s3/router.js';
 import { createSandbox, describeFailure, newerPython, runTool, type ToolSandbox } from '../../harness/clients.js';
@@ -477,6 +478,28 @@ describe('@aws-sdk/client-s3', () => {
       assert.deepEqual(await uploadsUnder(key(`${name}-mp`)), [], name);
     }
     await sdkError(t.client.send(new UploadPartCommand({ Bucket: 'data', Key: MP_KEY, UploadId: uploadId, PartNumber: 4, Body: 'x', ...ssec })), 'NotImplemented', 501, 'x-amz-server-side-encryption-customer');
+  });
+
+  it('presigned URLs: refused headers the presigner moved into the query string are refused too', async () => {
+    // getSignedUrl hoists x-amz-storage-class, x-amz-acl, x-amz-object-lock-* and the like into the query.
+    const cases: [string, Record<string, unknown>, string, number, string][] = [
+      ['glacier', { StorageClass: 'GLACIER' }, 'InvalidStorageClass', 400, 'x-amz-storage-class'],
+      ['acl', { ACL: 'public-read' }, 'NotImplemented', 501, 'x-amz-acl'],
+      ['lock', { ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000) }, 'InvalidRequest', 400, 'x-amz-object-lock-'],
+      ['owner', { ExpectedBucketOwner: '123456789012' }, 'AccessDenied', 403, 'x-amz-expected-bucket-owner'],
+    ];
+    for (const [name, params, code, st, header] of cases) {
+      const url = await getSignedUrl(t.client, new PutObjectCommand({ Bucket: 'data', Key: key(`presigned-${name}`), ...params } as never), { expiresIn: 300 });
+      assert.ok(url.includes(header), `${name}: the presigner put ${header} in the query: ${url}`);
+      const res = await fetch(url, { method: 'PUT', body: '' });
+      const text = await res.text();
+      assert.equal(res.status, st, `${name}: ${text}`);
+      assert.match(text, new RegExp(`<Code>${code}</Code>`));
+      assert.ok(text.includes(header), `${name}: the message names ${header}: ${text}`);
+      assert.equal(await status('HEAD', key(`presigned-${name}`)), 404, name);
+    }
+    const plain = await getSignedUrl(t.client, new PutObjectCommand({ Bucket: 'data', Key: key('presigned-standard'), StorageClass: 'STANDARD', ACL: 'private' }), { expiresIn: 300 });
+    assert.equal((await fetch(plain, { method: 'PUT', body: '' })).status, 200, 'STANDARD and private are accepted from the query too');
   });
 
   it('CreateBucket with ObjectLockEnabledForBucket or a public ACL: 501', async () => {
