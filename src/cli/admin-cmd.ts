@@ -13,6 +13,7 @@ import {
   BackendType,
   CopyState,
   GetStatusResponseSchema,
+  BackendState,
   HealthState,
   ListBackendsResponseSchema,
   ListBucketsResponseSchema,
@@ -115,6 +116,13 @@ const HEALTH_NAMES: Record<number, string> = {
   [HealthState.UNAVAILABLE]: 'unavailable',
 };
 
+const STATE_NAMES: Record<number, string> = {
+  [BackendState.ACTIVE]: 'active',
+  [BackendState.READ_ONLY]: 'read-only',
+  [BackendState.DRAINING]: 'draining',
+  [BackendState.REMOVED]: 'removed',
+};
+
 function formatBackends(r: ListBackendsResponse): string {
   if (r.backends.length === 0) return 'no backends\n';
   const rows = r.backends.map((b) => {
@@ -122,6 +130,7 @@ function formatBackends(r: ListBackendsResponse): string {
     return [
       b.name,
       b.type === BackendType.S3 ? 's3' : b.type === BackendType.FS ? 'fs' : '?',
+      STATE_NAMES[b.state] ?? '?',
       b.healthy ? 'yes' : b.healthState === HealthState.DEGRADED ? 'degraded' : 'NO',
       humanBytes(b.usedBytes),
       humanBytes(b.reservedBytes),
@@ -134,7 +143,7 @@ function formatBackends(r: ListBackendsResponse): string {
   const notes = r.backends
     .filter((b) => !b.healthy && b.healthState !== HealthState.UNSPECIFIED)
     .map((b) => `${b.name}: ${HEALTH_NAMES[b.healthState] ?? '?'} since ${iso(b.healthSince)}${b.lastError ? `: ${b.lastError}` : ''}\n`);
-  const t = table(['NAME', 'TYPE', 'HEALTHY', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [3, 4, 5, 6, 7]);
+  const t = table(['NAME', 'TYPE', 'STATE', 'HEALTHY', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [4, 5, 6, 7, 8]);
   return notes.length > 0 ? `${t}\n${notes.join('')}` : t;
 }
 

@@ -34,6 +34,7 @@ export const S3_ERRORS = {
   BucketNotEmpty: { status: 409, message: 'The bucket you tried to delete is not empty.' },
   /** A conditional write lost a race with another writer of the same key. */
   ConditionalRequestConflict: { status: 409, message: 'A conflicting operation occurred. If using PutObject you can retry the request.' },
+  OperationAborted: { status: 409, message: 'A conflicting conditional operation is currently in progress against this resource. Please try again.' },
   /** A part is smaller than the 5 MiB minimum. */
   EntityTooSmall: { status: 400, message: 'Your proposed upload is smaller than the minimum allowed object size.' },
   /** The object or part is larger than S3 allows. */
