@@ -14,7 +14,8 @@
  *   inside     prefix 'dir-0500/', delimiter '/', max-keys 1000: the keys of one prefix
  *   flat       no delimiter, max-keys 1000: the first 1,000 keys
  * For each: pages timed, p50/p99/max ms, SQL statements and rows fetched per page (counted by a wrapper
- * around the database handle). A case stops after --iterations pages or --seconds, whichever comes first
+ * around the database handle), and CPU ms per page of this process plus its PostgreSQL backend (from
+ * process.cpuUsage and /proc/<backend pid>/stat): on a loaded machine wall time stretches, CPU time much less. A case stops after --iterations pages or --seconds, whichever comes first
  * (at least 3 pages). Schemas are named `bench_list_<size>` and reused when already populated with the
  * same shape; --keep leaves them for another run (e.g. before/after a change), otherwise they are dropped.
  */
@@ -56,14 +57,16 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim();
  * A plain pg connection with the schema as search_path and int8 as numbers (what the engines do), kept
  * independent of the engine module so the bench measures only the listing code.
  */
-async function connect(schema: string): Promise<Queryable & { close(): Promise<void> }> {
+async function connect(schema: string): Promise<Queryable & { close(): Promise<void>; backendPid: number }> {
   const c = new pg.Client({
     connectionString: args.url,
     options: `-c search_path=${schema}`,
     types: { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as never },
   });
   await c.connect();
+  const backendPid = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
   return {
+    backendPid,
     async query(text, values) {
       const r = await c.query(text, values as unknown[] | undefined);
       return { rows: r.rows, rowCount: r.rowCount ?? 0 };
@@ -132,8 +135,22 @@ async function populate(db: Queryable, n: number): Promise<void> {
   console.log(`  populated ${n} rows in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+/** CPU seconds so far of this process plus the PostgreSQL backend serving it (utime + stime, 100 Hz ticks). */
+function cpuSeconds(backendPid: number): number {
+  const u = process.cpuUsage();
+  let backend = 0;
+  try {
+    const fields = readFileSync(`/proc/${backendPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    backend = (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    backend = Number.NaN; // a remote server
+  }
+  return (u.user + u.system) / 1e6 + backend;
+}
+
 interface CaseResult {
   name: string;
+  cpuMs: number;
   pages: number[];
   statements: number;
   rows: number;
@@ -143,7 +160,7 @@ interface CaseResult {
 /** Times listings built by `next` until the iteration or time budget is spent. */
 async function timeCase(
   name: string,
-  db: Queryable,
+  db: Queryable & { backendPid: number },
   pagesOf: () => ListInput[] | 'walk',
   walkInput: ListInput | undefined,
   check: (entries: string[]) => void,
@@ -151,7 +168,7 @@ async function timeCase(
   const iterations = Number(args.iterations);
   const budgetMs = Number(args.seconds) * 1000;
   const { q, stats } = counting(db);
-  const res: CaseResult = { name, pages: [], statements: 0, rows: 0, entries: 0 };
+  const res: CaseResult = { name, cpuMs: 0, pages: [], statements: 0, rows: 0, entries: 0 };
   const start = performance.now();
   // One warm-up listing, not counted.
   const runOnce = async (record: boolean): Promise<void> => {
@@ -180,7 +197,9 @@ async function timeCase(
     else if (spec !== 'walk') check(seen);
   };
   await runOnce(false);
+  const cpu0 = cpuSeconds(db.backendPid);
   while (res.pages.length < iterations && (performance.now() - start <= budgetMs || res.pages.length < 3)) await runOnce(true);
+  res.cpuMs = ((cpuSeconds(db.backendPid) - cpu0) * 1000) / res.pages.length;
   return res;
 }
 
@@ -237,7 +256,7 @@ async function main(): Promise<void> {
         const s = [...c.pages].sort((a, b) => a - b);
         const line =
           `| ${n.toLocaleString('en-US')} | ${c.name} | ${s.length} | ${pct(s, 50).toFixed(1)} | ${pct(s, 99).toFixed(1)} | ${s[s.length - 1]!.toFixed(1)} | ` +
-          `${(c.statements / s.length).toFixed(1)} | ${Math.round(c.rows / s.length)} | ${Math.round(c.entries / s.length)} |`;
+          `${(c.statements / s.length).toFixed(1)} | ${Math.round(c.rows / s.length)} | ${Math.round(c.entries / s.length)} | ${c.cpuMs.toFixed(1)} |`;
         console.log(line);
         table.push(line);
       }
@@ -247,8 +266,8 @@ async function main(): Promise<void> {
     }
   }
   console.log(`\n# loadavg after: ${loadavg()}`);
-  console.log('\n| keys | case | pages | p50 ms | p99 ms | max ms | statements/page | rows fetched/page | entries/page |');
-  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| keys | case | pages | p50 ms | p99 ms | max ms | statements/page | rows fetched/page | entries/page | CPU ms/page |');
+  console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const l of table) console.log(l);
 }
 
