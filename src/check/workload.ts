@@ -124,7 +124,11 @@ export class Workload {
     try {
       await Promise.all(
         Array.from({ length: this.opts.clients }, async (_, c) => {
-          while (!stopped()) await this.one(c);
+          while (!stopped()) {
+            const op = await this.one(c);
+            // Nothing listening (an instance restarting): do not spin; the history needs no thousand refusals.
+            if (op.error === 'ECONNREFUSED') await new Promise((r) => setTimeout(r, 100 + this.rand() * 200));
+          }
         }),
       );
     } finally {
