@@ -14,6 +14,7 @@ import { resolveConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/types.js';
 import { createLogger } from '../../src/log.js';
 import { engines, freshDatabase, type TestDatabase } from '../harness/db.js';
+import { assertLedger, assertNoStrayBytes } from '../harness/ledger.js';
 import { clientFor, TEST_CREDS } from '../harness/orchestrator.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../harness/s3rver.js';
 
@@ -52,6 +53,10 @@ describe('two instances sharing PostgreSQL', { skip: hasPostgres ? false : 'Post
     [a, b] = await Promise.all([startOrchestrator(config, { log }), startOrchestrator(config, { log })]);
   });
   after(async () => {
+    if (a) {
+      await assertLedger(a.db, 'two instances ledger');
+      await assertNoStrayBytes(a.db, a.backends.all(), 'two instances');
+    }
     await a?.stop();
     await b?.stop();
     await s3?.stop();

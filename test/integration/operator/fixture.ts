@@ -11,7 +11,9 @@ import { startOrchestrator, type Orchestrator, type StartOptions } from '../../.
 import { resolveConfig } from '../../../src/config/load.js';
 import type { BackendConfig, Config } from '../../../src/config/types.js';
 import type { Logger } from '../../../src/log.js';
+import { openDatabase } from '../../../src/meta/open.js';
 import { freshDatabase, type TestDatabase } from '../../harness/db.js';
+import { assertLedger } from '../../harness/ledger.js';
 import { TEST_CREDS } from '../../harness/orchestrator.js';
 
 /** Log lines as `level msg {fields}` (fields JSON), to check what an operator would read. */
@@ -89,8 +91,18 @@ export async function startFixture(
     async close() {
       f.client.destroy();
       await f.orch.stop();
-      await db.drop();
-      await rm(dir, { recursive: true, force: true });
+      try {
+        // Whatever the test did to the instance (kills, aborts, outages), the quota ledger must hold.
+        const { db: check } = await openDatabase(config.database);
+        try {
+          await assertLedger(check, 'operator ledger');
+        } finally {
+          await check.close();
+        }
+      } finally {
+        await db.drop();
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   };
   const wire = () => {
