@@ -25,7 +25,7 @@ import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, u
 import { listMultipartUploads, listParts } from './ops/multipart-list.js';
 import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './ops/tagging.js';
 import { bucketCors, corsResponseHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './ops/cors.js';
-import { checkRequestHeaders } from './unapplied.js';
+import { checkRequestHeaders, presignedHead } from './unapplied.js';
 
 /** What the S3 server needs from the rest of the process. */
 export interface S3Deps {
@@ -151,7 +151,7 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
         log,
         requestId,
         auth,
-        head,
+        head: auth.presigned ? presignedHead(head) : head,
         body: req.body,
         signal: req.signal,
       };

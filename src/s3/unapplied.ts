@@ -20,6 +20,7 @@ import { CHECKSUM_ALGORITHMS } from './checksums.js';
 import { S3Error, invalidArgument } from './errors.js';
 import { parseQuery } from './route-params.js';
 import type { S3Op, S3OpName } from './router.js';
+import type { RequestHead } from './auth/types.js';
 import { ownerId, type OpContext } from './ops/common.js';
 
 /** How a refused header is answered (S3's answer for that situation). */
@@ -317,6 +318,21 @@ function hoistedHeaders(rawQuery: string): Map<string, string> {
     if (name.startsWith('x-amz-') && !out.has(name)) out.set(name, v);
   }
   return out;
+}
+
+/**
+ * The request head a presigned request is handled with: user metadata (`x-amz-meta-*`) and tags
+ * (`x-amz-tagging`) that a presigner moved into the (signed) query string count as headers, as S3 reads
+ * them — before, they were silently dropped. Headers sent as headers win. Checksum parameters are not
+ * taken from the query: presigners put the checksum of an empty body there, which no uploaded body matches.
+ */
+export function presignedHead(head: RequestHead): RequestHead {
+  const hoisted = hoistedHeaders(head.rawQuery);
+  const extra: Record<string, string> = {};
+  for (const [name, value] of hoisted) {
+    if ((name.startsWith('x-amz-meta-') || name === 'x-amz-tagging') && head.headers[name] === undefined) extra[name] = value;
+  }
+  return Object.keys(extra).length === 0 ? head : { ...head, headers: { ...head.headers, ...extra } };
 }
 
 /** 403 unless `header` (when sent) names the owner id this credential is shown. */

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { OTHER_CREDS, clientFor, startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { bytesOf, expectS3Error, parseErrorXml, patternBytes, presignByHand, sha256 } from './helpers.js';
@@ -64,6 +64,22 @@ describe('presigned URLs', () => {
     assert.match(res.headers.get('etag') ?? '', /^"[0-9a-f]{32}"$/);
     const got = await t.client.send(new GetObjectCommand({ Bucket: 'data', Key: key }));
     assert.equal(sha256(await bytesOf(got.Body)), sha256(data));
+  });
+
+  it('PresignedPut_keeps_metadata_and_tags_the_presigner_moved_into_the_query', async () => {
+    const key = 'uploads/with-meta';
+    const url = await getSignedUrl(
+      t.client,
+      new PutObjectCommand({ Bucket: 'data', Key: key, Metadata: { owner: 'alice', 'x-y': 'z' }, Tagging: 'team=ops' }),
+      { expiresIn: 300 },
+    );
+    assert.match(url, /x-amz-meta-owner=alice/, 'the presigner put the metadata in the query');
+    const res = await fetch(url, { method: 'PUT', body: 'hello' });
+    assert.equal(res.status, 200, await res.clone().text());
+    const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: key }));
+    assert.deepEqual(head.Metadata, { owner: 'alice', 'x-y': 'z' });
+    const tags = await t.client.send(new GetObjectTaggingCommand({ Bucket: 'data', Key: key }));
+    assert.deepEqual(tags.TagSet, [{ Key: 'team', Value: 'ops' }]);
   });
 
   it('PresignedGet_expired_is_AccessDenied', async () => {
