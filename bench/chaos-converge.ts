@@ -37,7 +37,8 @@ async function leftovers(db: Db): Promise<Convergence['left']> {
 /**
  * Waits (up to `timeoutMs`) for the queue to drain, then checks the ledger and the backends.
  *
- * A task claimed by an instance that was then SIGKILLed stays `active` until its lease expires (5 minutes,
+ * A task claimed by an instance that was then SIGKILLed, or whose outcome its worker could not record
+ * because the database was unreachable, stays `active` until its lease expires (5 minutes,
  * docs/tasks.md) and is claimed again then: that is the queue's contract, not a failure. Such claims (a
  * lease still more than 20 s away, which no task of this load needs) are reported as deferred, unless
  * `waitLeases` asks to wait them out too; an active task whose lease has expired is a failure.
@@ -57,7 +58,9 @@ export async function checkConvergence(env: ChaosEnv, timeoutMs: number, waitLea
     const waitedMs = Date.now() - started;
     const deferred: string[] = [];
     if (left.held && !waitLeases) {
-      deferred.push(`${left.held} delete-copy tasks claimed by a killed instance, reclaimed when their lease expires (within ${Math.ceil(left.heldUntil)} s)`);
+      deferred.push(
+        `${left.held} tasks still under a claim whose worker died or could not record the outcome (database unreachable): claimable again when the lease expires (within ${Math.ceil(left.heldUntil)} s)`,
+      );
       left.active -= left.held;
     }
     if (left.pendingVersions) problems.push(`${left.pendingVersions} versions still pending after ${waitedMs} ms`);

@@ -151,7 +151,16 @@ export function formatChaos(r: ChaosResult, command: string): string {
     `convergence: ${r.convergence.ok ? `ok (queue drained ${(r.convergence.waitedMs / 1000).toFixed(1)} s after the quiet phase; ledger exact; no stray bytes)` : `FAILED: ${r.convergence.problems.join('; ')}`}`,
     ...r.convergence.deferred.map((d) => `  deferred: ${d}`),
     formatResult(r.check).trimEnd(),
+    unknownWrites(r.history),
   ];
   if (r.runDir) lines.push(`kept: ${r.runDir}`);
   return lines.join('\n') + '\n';
+}
+
+/** How many writes of unknown outcome there were, and how many of them a read showed to have happened. */
+function unknownWrites(history: readonly Op[]): string {
+  const seen = new Set<string>();
+  for (const o of history) if (o.seen?.write) seen.add(o.seen.write);
+  const unknown = history.filter((o) => o.write && o.outcome === 'unknown');
+  return `writes of unknown outcome: ${unknown.length}, of which ${unknown.filter((o) => seen.has(o.write!)).length} were later read (took effect)`;
 }
