@@ -201,7 +201,7 @@ async function chaosDb(kind: 'external' | 'embedded', ownServer: boolean): Promi
       cleanup: () => owned.destroy(),
     };
   }
-  const db = await freshDatabase('postgres');
+  const db = await freshDatabase(); // the machine's server (or, without one, this process's embedded server)
   const url = db.config.url!;
   return {
     kind,

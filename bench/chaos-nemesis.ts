@@ -1,6 +1,7 @@
 /**
- * Nemeses: faults injected while the load runs, one at a time, each bounded in time and undone before the
- * next (a fault whose undoing fails stops the run: the environment is no longer what the report says).
+ * Nemeses: faults injected while the load runs, each bounded in time and undone before the next of its
+ * schedule (a fault whose undoing fails stops the run: the environment is no longer what the report says).
+ * One schedule takes the nemeses in turn; with --overlap each nemesis has its own, so faults coincide.
  *
  * - `kill`: SIGKILL of an orchestrator instance, restarted after 0.5–3 s (with the embedded database its
  *   postmaster survives the kill and the new instance takes it over);

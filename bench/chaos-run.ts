@@ -24,6 +24,8 @@ export interface ChaosOptions {
   instances: number;
   /** At most this many faults (default: as many as fit in the time). */
   maxFaults?: number;
+  /** Each nemesis on its own schedule, so that faults of different kinds overlap (default: one at a time). */
+  overlap?: boolean;
   /** Quiet time between faults, ms (default 2–5 s). */
   gap?: [number, number];
   multipart: boolean;
@@ -88,10 +90,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     let faults: FaultRecord[] = [];
     let faultError: unknown;
     try {
-      faults = await runNemeses(
-        { env, now: () => w.rec.now(), rand, log },
-        { nemeses: opts.nemeses, until: Date.now() + opts.timeMs - 1000, gap: opts.gap ?? [2000, 5000], ...(opts.maxFaults !== undefined ? { maxFaults: opts.maxFaults } : {}) },
-      );
+      const schedule = (nemeses: NemesisName[]) =>
+        runNemeses(
+          { env, now: () => w.rec.now(), rand, log },
+          { nemeses, until: Date.now() + opts.timeMs - 1000, gap: opts.gap ?? [2000, 5000], ...(opts.maxFaults !== undefined ? { maxFaults: opts.maxFaults } : {}) },
+        );
+      // Overlapping: one schedule per nemesis, side by side, so faults of different kinds coincide.
+      faults = opts.overlap ? (await Promise.all(opts.nemeses.map((n) => schedule([n])))).flat().sort((a, b) => a.at - b.at) : await schedule(opts.nemeses);
     } catch (err) {
       faultError = err;
       faults = (err as { faults?: FaultRecord[] }).faults ?? [];

@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --nemesis kill,backend,blackhole,db --time 120s [--db external|embedded] [--clients 16]
- *   [--instances N] [--faults N] [--keys 8] [--seed N] [--no-multipart] [--wait-leases] [--keep] [--json FILE]`
+ *   [--instances N] [--faults N] [--keys 8] [--seed N] [--no-multipart] [--overlap] [--wait-leases] [--keep] [--json FILE]`
  *
  * Starts its own local deployment (orchestrator processes, s3rver backends, PostgreSQL), runs the
  * consistency checker's load while the nemeses inject faults, undoes them, waits for the deployment to
@@ -32,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
         'no-multipart': { type: 'boolean' },
         keep: { type: 'boolean' },
         'wait-leases': { type: 'boolean' },
+        overlap: { type: 'boolean' },
         json: { type: 'string' },
       },
     }));
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     large: true,
     keep: !!v['keep'],
     waitLeases: !!v['wait-leases'],
+    overlap: !!v['overlap'],
     log: (line) => process.stderr.write(`chaos: ${line}\n`),
   });
   process.stdout.write(formatChaos(r, command));

@@ -21,7 +21,7 @@
  * is indexed per key and sorted once: O(n log n) for n operations.
  */
 import { describeOp, type Op } from './history.js';
-import { BOT, EventIndex, LatestEffect, PRESENT, type Event } from './index.js';
+import { BOT, EventIndex, LatestEffect, PRESENT, type Event } from './events.js';
 import { readObservations, type Obs, type Write } from './observations.js';
 import { zoneConflicts } from './zones.js';
 

@@ -10,7 +10,7 @@
  * the value it copied is known from the ETag it answered, or from the body a later read of the copy shows.
  */
 import type { Op } from './history.js';
-import { BOT, PRESENT } from './index.js';
+import { BOT, PRESENT } from './events.js';
 import type { AnomalyKind } from './checker.js';
 
 export interface Write {
