@@ -11,9 +11,18 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '../src/check/cli.js';
 import { NEMESIS_NAMES, type NemesisName } from './chaos-nemesis.js';
-import { formatChaos, runChaos } from './chaos-run.js';
+import { formatChaos, runChaos, type ChaosOptions } from './chaos-run.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+const USAGE = `usage: npm run chaos -- [--nemesis kill,backend,blackhole,db] [--time 120s] [--db external|embedded]
+         [--instances N] [--clients 16] [--keys 8] [--faults N] [--seed N] [--no-multipart] [--overlap]
+         [--wait-leases] [--keep] [--json FILE]
+
+Starts a local deployment (orchestrator processes, two s3rvers, an fs backend, PostgreSQL), runs the
+consistency checker's load while the nemeses inject faults, then checks the history and convergence.
+See docs/reliability.md.
+`;
 
 async function main(argv: string[]): Promise<number> {
   let v: Record<string, string | boolean | undefined>;
@@ -34,11 +43,16 @@ async function main(argv: string[]): Promise<number> {
         'wait-leases': { type: 'boolean' },
         overlap: { type: 'boolean' },
         json: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     }));
   } catch (err) {
-    process.stderr.write(`chaos: ${String(err)}\n`);
+    process.stderr.write(`chaos: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
     return 2;
+  }
+  if (v['help']) {
+    process.stdout.write(USAGE);
+    return 0;
   }
   const nemeses = ((v['nemesis'] as string | undefined) ?? 'kill,backend,blackhole,db')
     .split(',')
@@ -53,24 +67,35 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('chaos: --db is external or embedded\n');
     return 2;
   }
-  const int = (k: string, d: number) => (v[k] === undefined ? d : Number(v[k]));
+  const int = (k: string, d: number) => {
+    const n = v[k] === undefined ? d : Number(v[k]);
+    if (!Number.isInteger(n) || n < (k === 'seed' || k === 'faults' ? 0 : 1)) throw new Error(`--${k}: "${String(v[k])}" is not a positive integer`);
+    return n;
+  };
   const command = `npm run chaos -- ${argv.join(' ')}`;
-  const r = await runChaos({
-    nemeses,
-    timeMs: parseDurationMs((v['time'] as string | undefined) ?? '120s', '--time'),
-    clients: int('clients', 16),
-    keys: int('keys', 8),
-    db,
-    instances: int('instances', 1),
-    ...(v['faults'] !== undefined ? { maxFaults: Number(v['faults']) } : {}),
-    ...(v['seed'] !== undefined ? { seed: Number(v['seed']) } : {}),
-    multipart: !v['no-multipart'],
-    large: true,
-    keep: !!v['keep'],
-    waitLeases: !!v['wait-leases'],
-    overlap: !!v['overlap'],
-    log: (line) => process.stderr.write(`chaos: ${line}\n`),
-  });
+  let opts: ChaosOptions;
+  try {
+    opts = {
+      nemeses,
+      timeMs: parseDurationMs((v['time'] as string | undefined) ?? '120s', '--time'),
+      clients: int('clients', 16),
+      keys: int('keys', 8),
+      db,
+      instances: int('instances', 1),
+      ...(v['faults'] !== undefined ? { maxFaults: int('faults', 0) } : {}),
+      ...(v['seed'] !== undefined ? { seed: int('seed', 0) } : {}),
+      multipart: !v['no-multipart'],
+      large: true,
+      keep: !!v['keep'],
+      waitLeases: !!v['wait-leases'],
+      overlap: !!v['overlap'],
+      log: (line) => process.stderr.write(`chaos: ${line}\n`),
+    };
+  } catch (err) {
+    process.stderr.write(`chaos: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  const r = await runChaos(opts);
   process.stdout.write(formatChaos(r, command));
   if (typeof v['json'] === 'string') {
     const { history: _h, ...rest } = r;
