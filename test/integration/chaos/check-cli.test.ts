@@ -85,7 +85,7 @@ describe('s3-orchestrator check', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /anomalies: none/);
     const put = /put (\d+)\/0\/0/.exec(r.stdout);
-    assert.ok(put && Number(put[1]) > 10, `PUTs were acknowledged: ${r.stdout}`);
+    assert.ok(put && Number(put[1]) >= 3, `PUTs were acknowledged: ${r.stdout}`);
     assert.match(r.stdout, /get \d+\/0\/0/);
     const ops = (await readFile(history, 'utf8')).trim().split('\n');
     assert.ok(ops.length > 50, `${ops.length} operations recorded`);
