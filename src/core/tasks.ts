@@ -19,8 +19,13 @@ import type { Metrics } from '../metrics.js';
  * Handlers never hold a transaction open across backend I/O.
  */
 
-/** Lease on a claimed task: a worker that dies mid-task gives it back after this long. */
-export const LEASE_MS = 5 * 60_000;
+/**
+ * Lease on a claimed task: a worker that dies mid-task gives it back after this long. The runner extends
+ * the lease every third of it while the handler runs, so a long task keeps it and a dead worker's claims
+ * come back within a minute (completion is fenced by the lease token, so a lease that runs out anyway
+ * can only cost a repeated run, never a double effect).
+ */
+export const LEASE_MS = 60_000;
 const MAX_BACKOFF_MS = 60 * 60_000;
 
 /**
@@ -114,6 +119,11 @@ async function runOne(deps: TaskQueueDeps, handler: TaskHandler, row: tq.TaskRow
     heartbeat: async (progress) =>
       (await run(deps.db, tq.extendLease(task.id, task.leaseToken, leaseMs, progress, clock.skewMs()))).rowCount > 0,
   };
+  // Keep the lease while the handler runs; a lost lease is noticed at completion (fenced).
+  const keep = setInterval(() => {
+    void ctx.heartbeat().catch((err: unknown) => deps.log.warn('task lease extension failed', { task: task.id, err }));
+  }, Math.max(1_000, Math.floor(leaseMs / 3)));
+  keep.unref();
   try {
     const effect = await handler.run(task, ctx);
     const held = await completeTask(deps.db, task, effect ?? undefined);
@@ -143,6 +153,8 @@ async function runOne(deps: TaskQueueDeps, handler: TaskHandler, row: tq.TaskRow
       err,
     });
     deps.metrics?.tasks.inc({ kind: task.kind, outcome: dead ? 'dead' : 'retry' });
+  } finally {
+    clearInterval(keep);
   }
 }
 

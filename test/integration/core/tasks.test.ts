@@ -148,4 +148,17 @@ describe('task queue', () => {
     await first;
     assert.deepEqual(await kinds('t-lease'), []);
   });
+
+  test('the runner keeps the lease of a long task while it runs: nobody else claims it', async () => {
+    await db.tx((q) => enqueueTask(q, 't-long', {}, {}, clock));
+    let release!: () => void;
+    const parked = new Promise<void>((r) => (release = r));
+    const long = runTaskBatch({ ...queue('A'), leaseMs: 1_500 }, [{ kind: 't-long', run: () => parked }]);
+    // Real time passes well beyond the lease; the runner extends it every 500 ms meanwhile.
+    await new Promise((r) => setTimeout(r, 4_000));
+    assert.equal(await runTaskBatch(queue('B'), [{ kind: 't-long', run: async () => {} }]), 0, 'still held by A');
+    release();
+    assert.equal(await long, 1);
+    assert.deepEqual(await kinds('t-long'), [], 'A completed it');
+  });
 });
