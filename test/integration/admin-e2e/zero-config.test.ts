@@ -87,8 +87,8 @@ after(async () => {
 describe('zero-config in-process (ports 0)', () => {
   let dataDir: string;
   let orch: Orchestrator | undefined;
-  const config = (): Config => {
-    const z = zeroConfig(dataDir);
+  const config = (dir = dataDir): Config => {
+    const z = zeroConfig(dir);
     return {
       ...z,
       server: {
@@ -130,13 +130,19 @@ describe('zero-config in-process (ports 0)', () => {
   });
 
   it('ZeroConfig_second_process_on_same_dir_fails_clearly', async () => {
-    assert.ok(orch, 'the first instance is running');
-    const other = serve(dataDir);
-    const code = await other.exited;
-    assert.equal(code, 1, `stdout: ${other.stdout}\nstderr: ${other.stderr}`);
-    assert.match(other.stderr, /cannot start: .*in use by another s3-orchestrator process \(pid \d+\)/);
-    assert.match(other.stderr, /give this instance its own --data DIR/, 'zero-config mode names the flag, not database.path');
-    assert.doesNotMatch(other.stdout, /secret key/, 'no banner, no credentials printed');
+    // Its own data directory and first instance: the test does not rely on the previous one's.
+    const dir = await tempDir();
+    const first = await startOrchestrator(config(dir), { log });
+    try {
+      const other = serve(dir);
+      const code = await other.exited;
+      assert.equal(code, 1, `stdout: ${other.stdout}\nstderr: ${other.stderr}`);
+      assert.match(other.stderr, /cannot start: .*in use by another s3-orchestrator process \(pid \d+\)/);
+      assert.match(other.stderr, /give this instance its own --data DIR/, 'zero-config mode names the flag, not database.path');
+      assert.doesNotMatch(other.stdout, /secret key/, 'no banner, no credentials printed');
+    } finally {
+      await first.stop();
+    }
   });
 });
 
