@@ -246,7 +246,8 @@ describe('one copy: a provider failing before the first body byte is a clean 503
   });
 
   it('HEAD always carries Content-Length in a terminated header block', async () => {
-    const res = await wire('HEAD', 'one/mid-body');
+    await put('one/head', patternBytes(SIZE, 5));
+    const res = await wire('HEAD', 'one/head');
     assertFramed(res, 'HEAD');
     assert.equal(res.status, 200);
     assert.equal(res.headers['content-length'], String(SIZE));
