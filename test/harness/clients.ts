@@ -101,6 +101,17 @@ export async function runOk(file: string, args: readonly string[], opts: RunOpti
 }
 
 /** `false` when `bin` exists, else a skip message naming the Debian package that provides it. */
+/** Whether `python` exists and can import boto3 (Debian's python3-boto3, or a newer one on another interpreter). */
+export function hasBoto3(python: string): boolean {
+  if (!existsSync(python)) return false;
+  try {
+    execFileSync(python, ['-c', 'import boto3'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' }, timeout: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function missingTool(bin: string, debianPackage: string): string | false {
   return existsSync(bin) ? false : `${bin} not installed (Debian package ${debianPackage}; .ci/run installs it)`;
 }

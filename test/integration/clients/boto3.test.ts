@@ -7,12 +7,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createSandbox, describeFailure, hashFile, newerPython, objectSha256, runTool, writePatternFile, type ToolSandbox } from '../../harness/clients.js';
+import { createSandbox, describeFailure, hasBoto3, hashFile, newerPython, objectSha256, runTool, writePatternFile, type ToolSandbox } from '../../harness/clients.js';
 import { TEST_CREDS, startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'py', 'boto3_ops.py');
@@ -22,16 +20,6 @@ const MiB = 1024 * 1024;
  * PUTs/s through the orchestrator on s3rver), so 250 keys paged with MaxKeys=100 keep the file fast.
  */
 const MANY = 250;
-
-function hasBoto3(python: string): boolean {
-  if (!existsSync(python)) return false;
-  try {
-    execFileSync(python, ['-c', 'import boto3'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' }, timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const pythons: { label: string; python: string; skip: string | false }[] = [
   {

@@ -18,8 +18,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import {
   CopyObjectCommand,
   CreateBucketCommand,
@@ -44,7 +42,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { APPLIED, REFUSED, REFUSED_SUBRESOURCES } from '../../../src/s3/unapplied.js';
 import type { S3OpName } from '../../../src/s3/router.js';
-import { createSandbox, describeFailure, newerPython, runTool, type ToolSandbox } from '../../harness/clients.js';
+import { createSandbox, describeFailure, hasBoto3, newerPython, runTool, type ToolSandbox } from '../../harness/clients.js';
 import { TEST_CREDS, startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { expectRawError, expectS3Error, pendingWrites, physicalInventory, rawRequest, sdkFailure, type RawRequest, type RawResponse } from './helpers.js';
 
@@ -547,16 +545,6 @@ attempt("get", lambda: s3.get_object(Bucket="data", Key=sys.argv[2], SSECustomer
 attempt("get_plain", lambda: s3.get_object(Bucket="data", Key=sys.argv[2])["Body"].read())
 print(json.dumps(out))
 `;
-
-function hasBoto3(python: string): boolean {
-  if (!existsSync(python)) return false;
-  try {
-    execFileSync(python, ['-c', 'import boto3'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' }, timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const newer = newerPython();
 const pythons = [
