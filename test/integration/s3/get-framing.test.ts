@@ -14,12 +14,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { createSandbox, describeFailure, newerPython, runTool, type ToolSandbox } from '../../harness/clients.js';
+import { createSandbox, describeFailure, hasBoto3, newerPython, runTool, type ToolSandbox } from '../../harness/clients.js';
 import { TEST_CREDS, startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { S3RVER_CREDENTIALS, s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
 import { bytesOf, patternBytes, sha256 } from './helpers.js';
@@ -29,16 +27,6 @@ import { assertFramed, signedHead, wireExchange } from './wire.js';
 const KiB = 1024;
 const SIZE = 1024 * KiB;
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'clients', 'py', 'boto3_get.py');
-
-function hasBoto3(python: string): boolean {
-  if (!existsSync(python)) return false;
-  try {
-    execFileSync(python, ['-c', 'import boto3'], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' }, timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const pythons = [
   { label: 'debian boto3', python: '/usr/bin/python3', ok: hasBoto3('/usr/bin/python3') },
