@@ -247,7 +247,10 @@ export function parseDeleteRequest(body: string): DeleteRequest {
       for (const f of elementsOf(child)) {
         if (f.name === 'Key') key = textOf(f);
         else if (f.name === 'VersionId') versionId = textOf(f);
-        else if (f.name !== 'ETag' && f.name !== 'LastModifiedTime' && f.name !== 'Size') throw malformed(`unknown field ${f.name}`);
+        else if (f.name === 'ETag' || f.name === 'LastModifiedTime' || f.name === 'Size') {
+          // Per-object conditions are not enforced yet: refused, never accepted and ignored.
+          throw new S3Error('NotImplemented', `Conditional deletes (${f.name} in a DeleteObjects Object) are not implemented.`);
+        } else throw malformed(`unknown field ${f.name}`);
       }
       if (key === undefined) throw malformed('Object without Key');
       out.objects.push(versionId === undefined ? { key } : { key, versionId });

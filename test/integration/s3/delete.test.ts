@@ -88,6 +88,18 @@ describe('DeleteObjects', () => {
     assert.deepEqual(await listed('quiet/'), []);
   });
 
+  it('DeleteObjects_with_per_object_conditions_is_NotImplemented_and_deletes_nothing', async () => {
+    await put('cond/a');
+    for (const cond of [{ ETag: '"0123456789abcdef0123456789abcdef"' }, { Size: 5 }, { LastModifiedTime: new Date('2020-01-01T00:00:00Z') }]) {
+      await expectS3Error(
+        t.client.send(new DeleteObjectsCommand({ Bucket: 'data', Delete: { Objects: [{ Key: 'cond/a', ...cond }] } })),
+        'NotImplemented',
+        501,
+      );
+    }
+    assert.deepEqual(await listed('cond/'), ['cond/a'], 'a condition that is not enforced deletes nothing');
+  });
+
   it('DeleteObjects_odd_keys', async () => {
     const odd = ['oddel/a b', 'oddel/a+b', 'oddel/<&>', 'oddel/ü'];
     await put(...odd);
