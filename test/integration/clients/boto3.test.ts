@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createSandbox, describeFailure, hasBoto3, hashFile, newerPython, objectSha256, runTool, writePatternFile, type ToolSandbox } from '../../harness/clients.js';
 import { TEST_CREDS, startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
 
@@ -74,13 +74,14 @@ for (const { label, python, skip } of pythons) {
     });
 
     it('presigned_get_needs_signature_version_s3v4', async () => {
-      const { url } = await op<{ url: string }>(['presign', `${prefix}small.txt`, 's3v4']);
+      await t!.client.send(new PutObjectCommand({ Bucket: 'data', Key: `${prefix}presigned.txt`, Body: 'hello from boto3 é' }));
+      const { url } = await op<{ url: string }>(['presign', `${prefix}presigned.txt`, 's3v4']);
       assert.match(url, /X-Amz-Algorithm=AWS4-HMAC-SHA256/);
       const res = await fetch(url);
       assert.equal(res.status, 200);
       assert.equal(await res.text(), 'hello from boto3 é');
       // Without it botocore presigns with SigV2, which the orchestrator refuses with a clear error.
-      const v2 = await op<{ url: string }>(['presign', `${prefix}small.txt`, 'default']);
+      const v2 = await op<{ url: string }>(['presign', `${prefix}presigned.txt`, 'default']);
       assert.match(v2.url, /AWSAccessKeyId=/);
       const refused = await fetch(v2.url);
       assert.equal(refused.status, 400);
@@ -122,14 +123,18 @@ for (const { label, python, skip } of pythons) {
     });
 
     it('delete_objects_removes_every_key', async () => {
-      const before = await op<{ keys: string[] }>(['list', prefix, '1000']);
-      assert.ok(before.keys.length > MANY, 'the keys of the earlier tests are there to delete');
-      const res = await op<{ deleted: number; errors: unknown[] }>(['delete-prefix', prefix]);
+      // Its own keys: more than one page of 250 plus an odd one, under a prefix no other test uses.
+      const mine = `${prefix}to-delete/`;
+      await op(['put-many', `${mine}many/`, String(MANY)]);
+      await op(['put-get', `${mine}dir with space/odd+key.txt`, 'delete me']);
+      const before = await op<{ keys: string[] }>(['list', mine, '1000']);
+      assert.equal(before.keys.length, MANY + 1, 'the keys to delete are there');
+      const res = await op<{ deleted: number; errors: unknown[] }>(['delete-prefix', mine]);
       assert.deepEqual(res.errors, []);
       assert.equal(res.deleted, before.keys.length);
-      const left = await t!.client.send(new ListObjectsV2Command({ Bucket: 'data', Prefix: prefix }));
+      const left = await t!.client.send(new ListObjectsV2Command({ Bucket: 'data', Prefix: mine }));
       assert.equal(left.KeyCount, 0);
-      await assert.rejects(t!.client.send(new HeadObjectCommand({ Bucket: 'data', Key: `${prefix}small.txt` })));
+      await assert.rejects(t!.client.send(new HeadObjectCommand({ Bucket: 'data', Key: `${mine}dir with space/odd+key.txt` })));
     });
   });
 }

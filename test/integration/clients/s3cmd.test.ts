@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import {
   createSandbox,
   describeFailure,
@@ -49,6 +49,11 @@ async function remoteKeys(prefix: string): Promise<string[]> {
   return (page.Contents ?? []).map((o) => o.Key!.slice(prefix.length)).sort();
 }
 
+/** Stores `size` bytes under `key` with the SDK: what a test works on without relying on an earlier test's upload. */
+async function putObject(key: string, size: number): Promise<void> {
+  await t.client.send(new PutObjectCommand({ Bucket: 'data', Key: key, Body: Buffer.alloc(size, 7) }));
+}
+
 describe('s3cmd', { skip }, () => {
   before(async () => {
     t = await startTestOrchestrator();
@@ -82,13 +87,15 @@ describe('s3cmd', { skip }, () => {
   });
 
   it('ls_shows_prefixes_and_objects', async () => {
+    await putObject('s3cmd-ls/one.bin', 300_001);
+    await putObject('s3cmd-ls/odd dir/plus+amp&é#.txt', 777);
     const top = await ok(['ls', 's3://data/']);
-    assert.match(top, /DIR\s+s3:\/\/data\/s3cmd\//);
-    const flat = await ok(['ls', 's3://data/s3cmd/']);
-    assert.match(flat, /300001\s+s3:\/\/data\/s3cmd\/one\.bin/);
-    assert.match(flat, /DIR\s+s3:\/\/data\/s3cmd\/odd dir\//);
-    const rec = await ok(['ls', '-r', 's3://data/s3cmd/']);
-    assert.match(rec, /777\s+s3:\/\/data\/s3cmd\/odd dir\/plus\+amp&é#\.txt/);
+    assert.match(top, /DIR\s+s3:\/\/data\/s3cmd-ls\//);
+    const flat = await ok(['ls', 's3://data/s3cmd-ls/']);
+    assert.match(flat, /300001\s+s3:\/\/data\/s3cmd-ls\/one\.bin/);
+    assert.match(flat, /DIR\s+s3:\/\/data\/s3cmd-ls\/odd dir\//);
+    const rec = await ok(['ls', '-r', 's3://data/s3cmd-ls/']);
+    assert.match(rec, /777\s+s3:\/\/data\/s3cmd-ls\/odd dir\/plus\+amp&é#\.txt/);
   });
 
   it('multipart_put_12MiB_in_5MiB_chunks', async () => {
@@ -106,8 +113,9 @@ describe('s3cmd', { skip }, () => {
   });
 
   it('cp_mv_and_modify_are_server_side', async () => {
-    const hash = await objectSha256(t.client, 'data', 's3cmd/one.bin');
-    await ok(['cp', 's3://data/s3cmd/one.bin', 's3://data/s3cmd/copy.bin']);
+    await putObject('s3cmd/cp-src.bin', 300_001);
+    const hash = await objectSha256(t.client, 'data', 's3cmd/cp-src.bin');
+    await ok(['cp', 's3://data/s3cmd/cp-src.bin', 's3://data/s3cmd/copy.bin']);
     await ok(['mv', 's3://data/s3cmd/copy.bin', 's3://data/s3cmd/moved.bin']);
     assert.equal(await objectSha256(t.client, 'data', 's3cmd/moved.bin'), hash);
     assert.deepEqual((await remoteKeys('s3cmd/')).filter((k) => k === 'copy.bin'), []);
@@ -139,9 +147,11 @@ describe('s3cmd', { skip }, () => {
   });
 
   it('del_removes_the_object', async () => {
-    await ok(['del', 's3://data/s3cmd/one.bin']);
-    assert.deepEqual((await remoteKeys('s3cmd/')).filter((k) => k === 'one.bin'), []);
-    const r = await s3cmd(['get', '--force', 's3://data/s3cmd/one.bin', path.join(box.dir, 'gone')]);
+    await putObject('s3cmd/del.bin', 1000);
+    assert.deepEqual((await remoteKeys('s3cmd/')).filter((k) => k === 'del.bin'), ['del.bin']);
+    await ok(['del', 's3://data/s3cmd/del.bin']);
+    assert.deepEqual((await remoteKeys('s3cmd/')).filter((k) => k === 'del.bin'), []);
+    const r = await s3cmd(['get', '--force', 's3://data/s3cmd/del.bin', path.join(box.dir, 'gone')]);
     assert.notEqual(r.code, 0, 'getting a deleted object fails');
   });
 
