@@ -140,6 +140,15 @@ function failures(nodes: TapNode[], path: string[] = []): Leaf[] {
   return out;
 }
 
+/** Suites skipped whole (e.g. a client not installed), with their reason: their tests are not listed. */
+function skippedSuites(nodes: TapNode[], path: string[] = []): string[] {
+  return nodes.flatMap((n) =>
+    n.suite && n.directive === 'skip'
+      ? [`${[...path, n.name].join(' > ')} (${n.directiveReason})`]
+      : skippedSuites(n.children, [...path, n.name]),
+  );
+}
+
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 interface RunResult {
@@ -215,6 +224,7 @@ async function checkFile(file: string, retries: number, timeout: number, only: R
   const skipped = all.filter((l) => l.node.directive !== null).length;
   log(`   ${all.length} tests, ${fullFailed.length} failing, ${skipped} skipped/todo, exit ${full.code}, ${full.seconds.toFixed(1)} s`);
   for (const f of fullFailed) log(`   FAILS IN THE FULL RUN: ${f}`);
+  for (const sk of skippedSuites(full.tap)) log(`   suite skipped: ${sk}`);
   const report: FileReport = {
     file,
     fullRun: { code: full.code, seconds: full.seconds, tests: all.length, failed: fullFailed, skipped },
