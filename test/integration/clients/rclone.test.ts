@@ -60,6 +60,15 @@ async function remoteKeys(prefix: string): Promise<string[]> {
   return keys.sort();
 }
 
+/**
+ * Makes orch:data/rc hold the local tree as `expected` describes it, whatever the tests before did to either
+ * (nothing to transfer after the copy test), so every test that works on the uploaded tree passes alone.
+ */
+async function remoteHoldsTree(): Promise<void> {
+  await ok(['sync', src, 'orch:data/rc', ...MULTIPART]);
+  assert.deepEqual(await remoteKeys('rc/'), [...expected.keys()].sort(), 'the remote holds the local tree');
+}
+
 describe('rclone', { skip }, () => {
   before(async () => {
     t = await startTestOrchestrator();
@@ -83,11 +92,13 @@ describe('rclone', { skip }, () => {
   });
 
   it('lsf_lists_the_tree', async () => {
+    await remoteHoldsTree();
     const listed = (await ok(['lsf', '-R', '--files-only', 'orch:data/rc'])).split('\n').filter(Boolean).sort();
     assert.deepEqual(listed, [...expected.keys()].sort());
   });
 
   it('check_reports_zero_differences', async () => {
+    await remoteHoldsTree();
     const r = await rclone(['check', src, 'orch:data/rc']);
     assert.equal(r.code, 0, describeFailure('rclone', ['check'], r));
     assert.match(r.stderr, /0 differences found/);
@@ -107,6 +118,7 @@ describe('rclone', { skip }, () => {
   });
 
   it('sync_with_deletion_modification_and_addition', async () => {
+    await remoteHoldsTree(); // so the file removed below is on the remote, for the sync to delete
     const removed = 'd3/sub0/file-3.dat';
     const modified = 'd4/sub1/file-4.dat';
     const added = 'new/dir/added.bin';
@@ -124,6 +136,7 @@ describe('rclone', { skip }, () => {
   });
 
   it('copy_back_down_is_byte_identical', async () => {
+    await remoteHoldsTree();
     const back = path.join(box.dir, 'back');
     await ok(['copy', 'orch:data/rc', back, '--multi-thread-cutoff', '4M', '--multi-thread-streams', '3']);
     assert.deepEqual(treeDiff(expected, await hashTree(back)), []);
@@ -132,6 +145,7 @@ describe('rclone', { skip }, () => {
 
   it('server_side_copy_above_copy_cutoff_is_a_multipart_copy', async () => {
     // Above --s3-copy-cutoff rclone copies with CreateMultipartUpload + UploadPartCopy ranges + Complete.
+    await remoteHoldsTree();
     await ok(['copyto', 'orch:data/rc/big/0/blob-0.bin', 'orch:data/rc-copy/big.bin', '--s3-copy-cutoff', '5M']);
     const head = await t.client.send(new HeadObjectCommand({ Bucket: 'data', Key: 'rc-copy/big.bin' }));
     assert.match(head.ETag ?? '', /-3"$/, 'three copied parts');
@@ -143,11 +157,13 @@ describe('rclone', { skip }, () => {
   });
 
   it('delete_removes_only_the_filtered_objects', async () => {
+    await remoteHoldsTree();
     await ok(['delete', 'orch:data/rc', '--include', '/d0/**']);
     const left = await remoteKeys('rc/');
     assert.deepEqual(left, [...expected.keys()].filter((k) => !k.startsWith('d0/')).sort());
-    await ok(['deletefile', 'orch:data/rc/new/dir/added.bin']);
-    assert.equal((await remoteKeys('rc/new/')).length, 0);
+    // The only file of its directory (the multipart one): nothing is left under that directory.
+    await ok(['deletefile', 'orch:data/rc/big/0/blob-0.bin']);
+    assert.equal((await remoteKeys('rc/big/0/')).length, 0);
     await ok(['purge', 'orch:data/rc']);
     assert.deepEqual(await remoteKeys('rc/'), []);
   });

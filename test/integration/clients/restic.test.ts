@@ -51,6 +51,15 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/**
+ * The repository's first steps, each run once per process and awaited by every test that builds on it, so
+ * each test passes alone as well as after the others (in a full run the test named after a step runs it).
+ */
+let initOnce: Promise<string> | undefined;
+let backupOnce: Promise<string> | undefined;
+const initRepo = () => (initOnce ??= ok(['init']));
+const firstBackup = () => (backupOnce ??= initRepo().then(() => ok(['backup', '--json', 'src'])));
+
 /** Size of the largest object under repo/data/ (restic's pack files). */
 async function biggestPack(): Promise<number> {
   let n = 0;
@@ -86,13 +95,13 @@ describe('restic', { skip }, () => {
   });
 
   it('init_creates_the_repository_under_the_prefix', async () => {
-    await ok(['init']);
+    await initRepo();
     const listed = await t.client.send(new ListObjectsV2Command({ Bucket: 'data', Prefix: 'repo/' }));
     assert.ok((listed.Contents ?? []).some((o) => o.Key === 'repo/config'), 'repo/config exists');
   });
 
   it('backup_of_a_tree_with_big_files_and_odd_names', async () => {
-    const out = await ok(['backup', '--json', 'src']);
+    const out = await firstBackup();
     const summary = out
       .split('\n')
       .filter(Boolean)
@@ -102,15 +111,18 @@ describe('restic', { skip }, () => {
   });
 
   it('check_read_data_finds_no_errors', async () => {
+    await firstBackup();
     const out = await ok(['check', '--read-data']);
     assert.match(out, /no errors were found/);
   });
 
   it('restore_is_byte_identical', async () => {
+    await firstBackup();
     assert.deepEqual(treeDiff(expected, await restored('latest')), []);
   });
 
   it('second_backup_forget_prune_then_check_and_restore', async () => {
+    await firstBackup();
     const changed = 'big/1/blob-1.bin';
     const removed = 'd0/sub0/file-21.dat';
     expected.set(changed, await writePatternFile(path.join(src, changed), 7 * MiB, 4711));
