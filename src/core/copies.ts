@@ -84,13 +84,7 @@ export async function dropPendingIn(q: Queryable, versionId: string, reason: str
 /** Takes the advisory locks of several keys in one statement, in one fixed order (no deadlocks). */
 export async function lockKeys(q: Queryable, bucket: string, keys: readonly string[]): Promise<string[]> {
   const sorted = [...new Set(keys)].sort();
-  if (sorted.length === 1) await run(q, oq.lockKey(bucket, sorted[0]!));
-  else if (sorted.length > 1) {
-    await q.query(`SELECT count(pg_advisory_xact_lock(hashtextextended('obj:' || $1 || '/' || k, 0))) FROM unnest($2::text[]) WITH ORDINALITY AS u(k, i)`, [
-      bucket,
-      sorted,
-    ]);
-  }
+  if (sorted.length > 0) await run(q, oq.lockKeys(bucket, sorted));
   return sorted;
 }
 
@@ -115,17 +109,17 @@ export async function publishAssembled(
 }
 
 /**
- * Drops a multipart upload in one of `states`: the native upload is aborted and its physical key deleted
- * by a task, which then releases the upload's reservation (plus `assembledBytes` when the backend may have
- * assembled the object). Returns false when no such upload was there.
+ * Drops a multipart upload in one of `states`: the native upload is aborted and its physical key (which
+ * may hold the assembled object) deleted by a task, which then releases the upload's reservation. Returns
+ * false when no such upload was there.
  */
-export async function dropUpload(q: Queryable, uploadId: string, states: readonly string[], reason: string, assembledBytes = 0): Promise<boolean> {
-  return (await run(q, cq.dropUpload(uploadId, states, reason, assembledBytes))).rowCount > 0;
+export async function dropUpload(q: Queryable, uploadId: string, states: readonly string[], reason: string): Promise<boolean> {
+  return (await run(q, cq.dropUpload(uploadId, states, reason))).rowCount > 0;
 }
 
-/** Folds per-bucket counter deltas into bucket_stats. Returns how many buckets were touched. */
+/** Folds up to `limit` per-bucket counter deltas into bucket_stats. Returns how many deltas were folded. */
 export async function foldBucketStats(db: Db, limit = 10_000): Promise<number> {
-  return (await run(db, cq.foldBucketDeltas(limit))).rowCount;
+  return (await run<{ folded: number }>(db, cq.foldBucketDeltas(limit))).rows[0]?.folded ?? 0;
 }
 
 /** Payload of a delete-copy task. */

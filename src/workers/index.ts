@@ -9,6 +9,8 @@ import type { Metrics } from '../metrics.js';
 import { WorkerRunner, type Worker } from './runner.js';
 
 const BATCH = 32;
+/** Counter deltas folded per step of the bucket-stats worker. */
+const FOLD_BATCH = 10_000;
 /** Dead tasks are kept this long for inspection (metrics, admin), then removed. */
 export const DEAD_TASK_RETENTION_MS = 30 * 24 * 3_600_000;
 
@@ -54,7 +56,8 @@ export function startWorkers(deps: WorkerDeps, cfg: WorkersConfig, log: Logger):
     sweeper('abandoned-uploads', () => abortAbandonedUploads(deps.db, cfg.abandonedUploadMs, clock)),
     Math.min(Math.max(cfg.abandonedUploadMs / 24, 1_000), 3_600_000),
   );
-  runner.start(sweeper('bucket-stats', async () => ((await foldBucketStats(deps.db)) >= 10_000 ? 1 : 0)), 5_000);
+  // Busy while a fold takes a full batch (more deltas are waiting).
+  runner.start(sweeper('bucket-stats', async () => ((await foldBucketStats(deps.db, FOLD_BATCH)) === FOLD_BATCH ? 1 : 0)), 5_000);
   runner.start(sweeper('dead-tasks', () => purgeDeadTasks(deps.db, DEAD_TASK_RETENTION_MS, clock)), 3_600_000);
   return runner;
 }

@@ -154,16 +154,16 @@ export function publishAssembled(
  * bytes, released by the delete-copy task that aborts the native upload and deletes the (possibly
  * assembled) physical key. `states` limits which uploads may be dropped. Returns the dropped row.
  */
-export function dropUpload(uploadId: string, states: readonly string[], reason: string, extraBytes = 0): Sql {
+export function dropUpload(uploadId: string, states: readonly string[], reason: string): Sql {
   return {
     text: `WITH u AS (DELETE FROM multipart_uploads WHERE upload_id = $1 AND state = ANY($2::text[])
                       RETURNING backend, physical_key, backend_upload_id, reserved_bytes),
                 b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - u.reserved_bytes,
-                        used_bytes = backends.used_bytes + u.reserved_bytes + $4 FROM u WHERE backends.name = u.backend RETURNING 1),
+                        used_bytes = backends.used_bytes + u.reserved_bytes FROM u WHERE backends.name = u.backend RETURNING 1),
                 t AS (INSERT INTO tasks (kind, payload)
-                      SELECT 'delete-copy', ${deletePayload('reserved_bytes + $4', '0', '$3', 'backend_upload_id')} FROM u RETURNING 1)
+                      SELECT 'delete-copy', ${deletePayload('reserved_bytes', '0', '$3', 'backend_upload_id')} FROM u RETURNING 1)
            SELECT backend, physical_key, reserved_bytes FROM u`,
-    values: [uploadId, states, reason, extraBytes],
+    values: [uploadId, states, reason],
   };
 }
 
@@ -183,17 +183,18 @@ export function physicalKeyReferenced(backend: string, physicalKey: string): Sql
   return { text: `SELECT 1 FROM object_copies WHERE backend = $1 AND physical_key = $2`, values: [backend, physicalKey] };
 }
 
-/** Folds the bucket deltas into bucket_stats in one statement. */
+/** Folds up to `limit` bucket deltas into bucket_stats in one statement; returns how many were folded. */
 export function foldBucketDeltas(limit: number): Sql {
   return {
     text: `WITH d AS (DELETE FROM bucket_stat_deltas WHERE id IN (SELECT id FROM bucket_stat_deltas ORDER BY id LIMIT $1)
                       RETURNING bucket, objects, bytes),
-                g AS (SELECT bucket, sum(objects)::int8 AS objects, sum(bytes)::int8 AS bytes FROM d GROUP BY bucket)
-           INSERT INTO bucket_stats (bucket, object_count, total_bytes)
-           SELECT g.bucket, g.objects, g.bytes FROM g JOIN buckets b ON b.name = g.bucket
-           ON CONFLICT (bucket) DO UPDATE SET object_count = bucket_stats.object_count + EXCLUDED.object_count,
-             total_bytes = bucket_stats.total_bytes + EXCLUDED.total_bytes
-           RETURNING bucket`,
+                g AS (SELECT bucket, sum(objects)::int8 AS objects, sum(bytes)::int8 AS bytes FROM d GROUP BY bucket),
+                i AS (INSERT INTO bucket_stats (bucket, object_count, total_bytes)
+                      SELECT g.bucket, g.objects, g.bytes FROM g JOIN buckets b ON b.name = g.bucket
+                      ON CONFLICT (bucket) DO UPDATE SET object_count = bucket_stats.object_count + EXCLUDED.object_count,
+                        total_bytes = bucket_stats.total_bytes + EXCLUDED.total_bytes
+                      RETURNING 1)
+           SELECT (SELECT count(*) FROM d)::int8 AS folded, (SELECT count(*) FROM i)::int8 AS buckets`,
     values: [limit],
   };
 }

@@ -84,6 +84,17 @@ export function lockKey(bucket: string, key: string): Sql {
 }
 
 /**
+ * {@link lockKey} for several keys in ONE statement, taken in the order of `sortedKeys` (callers sort them,
+ * so that any two lockers take shared keys in the same order: no deadlocks).
+ */
+export function lockKeys(bucket: string, sortedKeys: readonly string[]): Sql {
+  return {
+    text: `SELECT count(pg_advisory_xact_lock(hashtextextended('obj:' || $1 || '/' || k, 0))) FROM unnest($2::text[]) AS u(k)`,
+    values: [bucket, sortedKeys],
+  };
+}
+
+/**
  * The column values a published version gets once its bytes are stored (core/rows.ts builds it from the
  * domain type), in the order of {@link PUBLISH_COLUMNS}.
  */
