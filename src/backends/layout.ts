@@ -27,6 +27,23 @@ export function physicalKey(bucket: string, key: string, versionId: string): str
 }
 
 /**
+ * The physical key of an additional copy of an existing version, made by repair or a move: the version's
+ * key plus `.` and 6 random hex digits, so a copy made later on a backend that once held this version can
+ * never collide with bytes a queued deletion still targets. The version id stays the first 32 characters of
+ * the last path segment (see {@link versionIdOf}).
+ */
+export function copyKey(bucket: string, key: string, versionId: string): string {
+  return `${physicalKey(bucket, key, versionId)}.${randomBytes(3).toString('hex')}`;
+}
+
+/** The version id named by a physical key's last segment (its first 32 characters), or undefined. */
+export function versionIdOf(physical: string): string | undefined {
+  const last = physical.slice(physical.lastIndexOf('/') + 1);
+  const id = last.split('.', 1)[0]!;
+  return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+}
+
+/**
  * A new generation id: 12 hex digits of milliseconds since the epoch, then 20 hex digits of randomness.
  * Sortable by creation time (newest generation wins when reading without the database), unique without
  * coordination between instances.

@@ -1,0 +1,2 @@
+-- Schema 007: placeholder, filled by the work in progress (see docs/).
+SELECT 1;
