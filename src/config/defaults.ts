@@ -68,7 +68,7 @@ export function zeroConfig(dataDir = './data'): Config {
       lockTimeoutMs: DEFAULTS.lockTimeoutMs,
       connectTimeoutMs: DEFAULTS.connectTimeoutMs,
     },
-    placement: { strategy: DEFAULTS.placement },
+    placement: { strategy: DEFAULTS.placement, replicas: 1 },
     backends: ['local1', 'local2'].map((name) => ({
       name,
       type: 'fs' as const,

@@ -37,7 +37,7 @@ export function formatProblem(source: string | undefined, p: ConfigProblem): str
 }
 
 const TOP_KEYS = ['server', 'database', 'placement', 'backends', 'buckets', 'workers'] as const;
-const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes'];
+const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes', 'zone'];
 const S3_BACKEND_KEYS = [
   ...COMMON_BACKEND_KEYS,
   'endpoint',
@@ -259,14 +259,44 @@ function readPoolSize(c: Checker, v: unknown): number {
 }
 
 function readPlacement(c: Checker, v: unknown): Config['placement'] {
-  const p = c.mapping(v, 'placement', ['strategy']) ?? {};
+  const p = c.mapping(v, 'placement', ['strategy', 'replicas', 'write_quorum']) ?? {};
+  const replicas = readCount(c, p.replicas, 'placement.replicas', 1, MAX_REPLICAS) ?? 1;
+  const writeQuorum = readCount(c, p.write_quorum, 'placement.write_quorum', 1, MAX_REPLICAS);
+  if (writeQuorum !== undefined && writeQuorum > replicas) {
+    c.problem('placement.write_quorum', `must not exceed placement.replicas (${replicas}), got ${writeQuorum}`);
+  }
+  const quorum = writeQuorum !== undefined ? { writeQuorum } : {};
   const s = c.string(p.strategy, 'placement.strategy');
-  if (s === undefined) return { strategy: DEFAULTS.placement };
+  if (s === undefined) return { strategy: DEFAULTS.placement, replicas, ...quorum };
   if (s !== 'pack' && s !== 'spread') {
     c.problem('placement.strategy', `must be "pack" or "spread", got ${JSON.stringify(s)}`);
-    return { strategy: DEFAULTS.placement };
+    return { strategy: DEFAULTS.placement, replicas, ...quorum };
   }
-  return { strategy: s };
+  return { strategy: s, replicas, ...quorum };
+}
+
+/** The most copies one version may have (the database's CHECK on buckets.replicas agrees). */
+const MAX_REPLICAS = 16;
+
+/** A whole number in [min, max], or undefined when absent. */
+function readCount(c: Checker, v: unknown, at: string, min: number, max: number): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    c.problem(at, `must be a whole number from ${min} to ${max}, got ${describe(v)}`);
+    return undefined;
+  }
+  return v;
+}
+
+/** `backends[].zone`: a short label. */
+function readZone(c: Checker, v: unknown, at: string): { zone?: string } {
+  const z = c.string(v, at);
+  if (z === undefined) return {};
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/.test(z)) {
+    c.problem(at, `must be 1-63 characters of letters, digits, ".", "_", ":" and "-", got ${JSON.stringify(z)}`);
+    return {};
+  }
+  return { zone: z };
 }
 
 function readBackends(c: Checker, v: unknown, cwd: string): BackendConfig[] {
@@ -296,10 +326,11 @@ function readBackends(c: Checker, v: unknown, cwd: string): BackendConfig[] {
       c.problem(`${at}.name`, `"${name}" is already the name of ${names.get(name)}`);
     } else if (name) names.set(name, at);
     const quotaBytes = c.size(b.quota_bytes, `${at}.quota_bytes`) ?? 0;
-    if (typeStr === 's3') out.push(readS3Backend(c, b, at, name, quotaBytes));
+    const zone = readZone(c, b.zone, `${at}.zone`);
+    if (typeStr === 's3') out.push({ ...readS3Backend(c, b, at, name, quotaBytes), ...zone });
     if (typeStr === 'fs') {
       const p = c.string(b.path, `${at}.path`, { required: true });
-      out.push({ name, type: 'fs', quotaBytes, path: p === undefined ? '' : path.resolve(cwd, p) });
+      out.push({ name, type: 'fs', quotaBytes, path: p === undefined ? '' : path.resolve(cwd, p), ...zone });
     }
     if (typeStr === 's3' || typeStr === 'fs') indexes.push(i);
   });
@@ -396,7 +427,7 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
   const keys = new Map<string, { secret: string; at: string }>();
   (c.list(v, 'buckets') ?? []).forEach((item, i) => {
     const at = `buckets[${i}]`;
-    const b = c.mapping(item, at, ['name', 'credentials', 'cors']);
+    const b = c.mapping(item, at, ['name', 'credentials', 'cors', 'replicas']);
     if (b === undefined) return;
     const name = c.string(b.name, `${at}.name`, { required: true }) ?? '';
     const bad = name ? bucketNameProblem(name) : undefined;
@@ -428,7 +459,8 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
       credentials.push({ accessKeyId: id, secretAccessKey: secret });
     });
     const cors = readCors(c, b.cors, `${at}.cors`);
-    out.push({ name, credentials, ...(cors ? { cors } : {}) });
+    const replicas = readCount(c, b.replicas, `${at}.replicas`, 1, MAX_REPLICAS);
+    out.push({ name, credentials, ...(cors ? { cors } : {}), ...(replicas !== undefined ? { replicas } : {}) });
   });
   return out;
 }

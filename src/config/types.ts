@@ -50,6 +50,13 @@ export interface DatabaseConfig {
 export interface PlacementConfig {
   /** `pack`: fill backends in config order; `spread`: lowest used/quota ratio first. */
   strategy: 'pack' | 'spread';
+  /** `placement.replicas`: copies of every version, each on a distinct backend (default 1). */
+  replicas: number;
+  /**
+   * `placement.write_quorum`: copies that must be durable before a write is acknowledged; undefined = all
+   * of the bucket's replicas. Capped at the bucket's replicas.
+   */
+  writeQuorum?: number;
 }
 
 interface BackendCommon {
@@ -57,6 +64,8 @@ interface BackendCommon {
   name: string;
   /** Bytes this backend may hold; 0 = unlimited. */
   quotaBytes: number;
+  /** `backends[].zone`: a failure-domain label (provider, region); copies of a version go to distinct zones when they can. */
+  zone?: string;
 }
 
 /** An S3-compatible provider. */
@@ -87,6 +96,8 @@ export interface BucketConfig {
   credentials: readonly { accessKeyId: string; secretAccessKey: string }[];
   /** CORS rules; when present they replace the bucket's stored CORS configuration at start-up. */
   cors?: readonly CorsRule[];
+  /** `buckets[].replicas`: copies of this bucket's versions; undefined follows `placement.replicas`. */
+  replicas?: number;
 }
 
 /** `workers`: background work. */

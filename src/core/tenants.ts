@@ -73,6 +73,7 @@ export async function syncTenants(db: Db, buckets: readonly BucketConfig[]): Pro
     const keep: string[] = [];
     for (const b of buckets) {
       await run(q, tq.upsertBucket(b.name, 'config'));
+      await run(q, tq.setBucketReplicas(b.name, b.replicas ?? null));
       if (b.cors) await run(q, tq.updateCors(b.name, b.cors));
     }
     const grants = new Map<string, { secret: string; buckets: string[] }>();

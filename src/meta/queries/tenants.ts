@@ -4,6 +4,11 @@ export function upsertBucket(name: string, source: string): Sql {
   return { text: `INSERT INTO buckets (name, source) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, values: [name, source] };
 }
 
+/** A bucket's replica count (NULL: placement.replicas). */
+export function setBucketReplicas(name: string, replicas: number | null): Sql {
+  return { text: `UPDATE buckets SET replicas = $2 WHERE name = $1 AND replicas IS DISTINCT FROM $2`, values: [name, replicas] };
+}
+
 /** Replaces a credential's secret (or creates it). */
 export function upsertCredential(accessKeyId: string, secret: string, source: string): Sql {
   return {
