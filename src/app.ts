@@ -7,6 +7,7 @@ import { createBackend, FsBackend } from './backends/index.js';
 import { DEFAULTS } from './config/defaults.js';
 import type { Config } from './config/types.js';
 import { BackendRegistry } from './core/backends.js';
+import { ChangeBus } from './core/changes.js';
 import { expectFsIdentities, recordFsIdentities, startFsSweeps } from './core/fs-upkeep.js';
 import { HealthTracker, startHealthProbes, type HealthOptions } from './core/health.js';
 import { CoreObjectStore } from './core/objects.js';
@@ -34,6 +35,11 @@ export interface Orchestrator {
   readonly store: CoreObjectStore;
   readonly backends: BackendRegistry;
   readonly metrics: Metrics;
+  /**
+   * The change bus (LISTEN/NOTIFY with a periodic fallback): caches of runtime rows (backends,
+   * credentials, buckets) subscribe to their topic here; writers notify in their transaction.
+   */
+  readonly changes: ChangeBus;
   /** The zero-config bucket's credential (only in demo mode). */
   readonly demo?: { bucket: string; accessKeyId: string; secretAccessKey: string; created: boolean };
   /** The address actually bound by each listener, `host:port`. */
@@ -83,6 +89,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   const instanceId = randomUUID();
   progress(config.database.url ? 'connecting to PostgreSQL and migrating the schema' : `opening the embedded database in ${config.database.path}`);
   const { db, schemaVersion } = await openDatabase(config.database, { log, zeroConfig: config.demo });
+  const changes = new ChangeBus(db, { log: log.child({ component: 'changes' }) });
   // What is running, for the ordered stop below (a failed start stops what it had started).
   let s3: S3Server | undefined;
   let admin: AdminServer | undefined;
@@ -107,6 +114,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     });
     await step('workers', () => workers?.stop());
     await step('probes and sweeps', () => Promise.all(loops.map((l) => l.stop())));
+    await step('change bus', () => changes.stop());
     await step('admin server', () => admin?.close());
     await step('backends', () => registry?.close());
     await step('database', () => db.close());
@@ -204,6 +212,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     // Crash leftovers older than the stale-write timeout (at least 10 minutes) belong to no live write.
     const leftoverAge = Math.max(config.workers.staleWriteMs, 10 * 60_000);
     loops.push(startFsSweeps(db, fsBackends, { olderThanMs: leftoverAge, everyMs: FS_SWEEP_EVERY_MS }, log));
+    changes.start();
     let stopped: Promise<void> | undefined;
     const server = s3;
     return {
@@ -215,6 +224,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       store,
       backends: registry,
       metrics,
+      changes,
       ...(demo ? { demo } : {}),
       wakeWorkers: () => workers?.wake(),
       stop: (o = {}) => {

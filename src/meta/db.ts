@@ -1,3 +1,5 @@
+import type pg from 'pg';
+
 /** Result of one SQL statement. */
 export interface QueryResult<R> {
   rows: R[];
@@ -27,6 +29,12 @@ export interface Db extends Queryable {
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * A new, unconnected client with the pool's settings (search_path, timeouts), outside the pool: for a
+   * session that must stay open, such as the LISTEN of the change bus (meta/notify.ts). Absent on
+   * wrappers that cannot give one (the bus then relies on its periodic refresh).
+   */
+  sessionClient?(): pg.Client;
 }
 
 /**

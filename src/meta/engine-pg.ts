@@ -123,6 +123,15 @@ export async function openPostgres(url: string, opts: PgOptions = {}): Promise<D
   let closed = false;
   return {
     engine: opts.engine ?? 'postgres',
+    sessionClient: () =>
+      new pg.Client({
+        connectionString: url,
+        connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+        keepAlive: true,
+        application_name: 's3-orchestrator',
+        options: settings.map((s) => `-c ${s}`).join(' '),
+        types: { getTypeParser: parserFor as typeof pg.types.getTypeParser },
+      }),
     query: (text, values) => run(pool, text, values),
     exec: async (text) => {
       await run(pool, text);
