@@ -12,8 +12,16 @@ export interface PhysicalMeta {
   key: string;
   /** The generation (version id) this copy belongs to. */
   versionId: string;
-  /** MD5 of the bytes, hex (the S3 ETag without quotes), when known before the write. */
+  /**
+   * The S3 ETag without quotes, when known before the bytes are stored: the MD5 (hex) of a copy's bytes, or
+   * `<md5 of the part MD5s>-<parts>` of a multipart object (given at completion). Single PUTs do not know
+   * it up front; rebuild recomputes it from the bytes.
+   */
   etag?: string;
+  /** User metadata (`x-amz-meta-*` names, lower-case, without the prefix), so a rebuild can restore it. */
+  userMeta?: Record<string, string>;
+  /** Sizes of the parts of a multipart object, in order (their count is the parts count). */
+  partSizes?: number[];
   contentType?: string;
   contentEncoding?: string;
   contentDisposition?: string;
@@ -32,6 +40,8 @@ export interface ByteRange {
 export interface BackendListEntry {
   key: string;
   size: number;
+  /** Last modification, ms since the epoch, when the backend reports it (fsck's grace period). */
+  modifiedMs?: number;
 }
 
 /** Classified backend failure; `mapError` in each backend produces it. */
@@ -101,8 +111,12 @@ export interface Backend {
   uploadPart(key: string, uploadId: string, partNumber: number, body: Readable, size: number, signal?: AbortSignal): Promise<string>;
   /** Server-side part copy from another physical key of this backend (inclusive byte range). Returns the part ETag. */
   uploadPartCopy(key: string, uploadId: string, partNumber: number, srcKey: string, range: ByteRange): Promise<string>;
-  /** Assembles the listed parts (ascending, with the ETags uploadPart returned) into the object `key`. */
-  completeMultipart(key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[]): Promise<void>;
+  /**
+   * Assembles the listed parts (ascending, with the ETags uploadPart returned) into the object `key`.
+   * `meta`, when given, is the object's final {@link PhysicalMeta} (with its multipart ETag and part
+   * sizes) and replaces what createMultipart recorded.
+   */
+  completeMultipart(key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], meta?: PhysicalMeta): Promise<void>;
   /** Discards an upload and its parts; aborting an unknown or finished upload succeeds. */
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /** Releases sockets and handles. */

@@ -463,7 +463,7 @@ export class FsBackend implements Backend {
       if (startAfter !== undefined && byteCompare(key, startAfter) <= 0) continue;
       // A file deleted between readdir and stat is simply gone from the listing.
       const st = await stat(path.join(dirAbs, d.name)).catch(() => null);
-      if (st) yield { key, size: st.size };
+      if (st) yield { key, size: st.size, modifiedMs: st.mtimeMs };
     }
   }
 
@@ -573,6 +573,7 @@ export class FsBackend implements Backend {
     key: string,
     uploadId: string,
     parts: readonly { partNumber: number; etag: string }[],
+    finalMeta?: PhysicalMeta,
   ): Promise<void> {
     const what = `complete multipart ${key}`;
     const dest = this.resolve(key);
@@ -596,7 +597,7 @@ export class FsBackend implements Backend {
         highWaterMark: ASSEMBLY_HIGH_WATER_MARK,
       });
       await pipeline(this.concatParts(dir, parts, what), out);
-      await writeDurable(tmpMeta, JSON.stringify(meta));
+      await writeDurable(tmpMeta, JSON.stringify(finalMeta ?? meta));
       await this.commit(dest, [
         [tmpMeta, dest + SIDECAR_SUFFIX],
         [tmpData, dest],

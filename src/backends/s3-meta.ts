@@ -34,6 +34,39 @@ const NATIVE: readonly [NativeField, keyof EncodedMeta['native'], string][] = [
   ['cacheControl', 'CacheControl', 's3o-cc'],
 ];
 const EXPIRES_META = 's3o-ex';
+/** Marks an object whose full {@link PhysicalMeta} is in its sidecar object (see {@link SIDECAR_SUFFIX}). */
+const SIDECAR_META = 's3o-sc';
+/** S3's limit on user metadata (names and values, UTF-8 bytes). */
+export const MAX_METADATA_BYTES = 2048;
+
+/**
+ * Suffix of the sidecar object `<physical key>.meta.json` that holds a copy's full {@link PhysicalMeta} as
+ * JSON when headers cannot carry it: user metadata and part sizes (known only at completion for
+ * multipart objects) always go there, and so does anything over S3's 2 KB metadata limit. Physical keys
+ * never end with it (version ids are hex), so listings can leave sidecars out.
+ */
+export const SIDECAR_SUFFIX = '.meta.json';
+
+/** True when `meta` needs a sidecar object on S3 (see {@link SIDECAR_SUFFIX}). */
+export function needsSidecar(meta: PhysicalMeta): boolean {
+  if (meta.partSizes !== undefined || Object.keys(meta.userMeta ?? {}).length > 0) return true;
+  return encodeMeta(meta).metadataBytes > MAX_METADATA_BYTES;
+}
+
+/** The object's own metadata says that a sidecar holds its full meta (decode it from there). */
+export function hasSidecar(res: HeadObjectCommandOutput): boolean {
+  return res.Metadata?.[SIDECAR_META] === '1';
+}
+
+/** Parses a sidecar's JSON; undefined when it is not a PhysicalMeta. */
+export function parseSidecar(text: string): PhysicalMeta | undefined {
+  try {
+    const m = JSON.parse(text) as PhysicalMeta;
+    return typeof m.bucket === 'string' && typeof m.key === 'string' && typeof m.versionId === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Printable ASCII without surrounding whitespace survives an HTTP header round trip byte for byte. */
 function headerSafe(v: string): boolean {
@@ -43,8 +76,12 @@ function headerSafe(v: string): boolean {
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 const unb64 = (s: string) => Buffer.from(s, 'base64url').toString('utf8');
 
-/** Encodes meta for PutObject / CopyObject (MetadataDirective REPLACE). */
-export function encodeMeta(meta: PhysicalMeta): EncodedMeta {
+/**
+ * Encodes meta for PutObject / CopyObject (MetadataDirective REPLACE) / CreateMultipartUpload. User
+ * metadata and part sizes never travel in headers; with `sidecar`, the object carries its identity, the
+ * header-safe Content-* fields and the sidecar marker, and everything else lives in the sidecar.
+ */
+export function encodeMeta(meta: PhysicalMeta, sidecar = false): EncodedMeta {
   const native: EncodedMeta['native'] = {};
   const metadata: Record<string, string> = {
     's3o-bucket': meta.bucket,
@@ -52,16 +89,17 @@ export function encodeMeta(meta: PhysicalMeta): EncodedMeta {
     's3o-version': meta.versionId,
   };
   if (meta.etag !== undefined) metadata['s3o-etag'] = meta.etag;
+  if (sidecar) metadata[SIDECAR_META] = '1';
   for (const [field, input, metaName] of NATIVE) {
     const v = meta[field];
     if (v === undefined) continue;
     if (headerSafe(v)) native[input] = v;
-    else metadata[metaName] = b64(v);
+    else if (!sidecar) metadata[metaName] = b64(v);
   }
   const headers: Record<string, string> = {};
   if (meta.expires !== undefined) {
     if (headerSafe(meta.expires)) headers.expires = meta.expires;
-    else metadata[EXPIRES_META] = b64(meta.expires);
+    else if (!sidecar) metadata[EXPIRES_META] = b64(meta.expires);
   }
   let metadataBytes = 0;
   for (const [k, v] of Object.entries(metadata)) metadataBytes += Buffer.byteLength(k) + Buffer.byteLength(v);

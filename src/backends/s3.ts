@@ -29,7 +29,17 @@ import {
   type ByteRange,
   type PhysicalMeta,
 } from './backend.js';
-import { decodeMeta, encodeMeta, mapS3Error, type EncodedMeta } from './s3-meta.js';
+import {
+  decodeMeta,
+  encodeMeta,
+  hasSidecar,
+  mapS3Error,
+  MAX_METADATA_BYTES,
+  needsSidecar,
+  parseSidecar,
+  SIDECAR_SUFFIX,
+  type EncodedMeta,
+} from './s3-meta.js';
 import { callerCaused, ExactLength } from './stream-util.js';
 
 export { mapS3Error } from './s3-meta.js';
@@ -190,21 +200,39 @@ export class S3Backend implements Backend {
     return mapS3Error(this.name, err, what);
   }
 
-  /** Input fields and raw headers shared by put and copy. */
-  private metaInput(meta: PhysicalMeta): EncodedMeta {
-    const encoded = encodeMeta(meta);
-    if (encoded.metadataBytes > 2048) {
+  /**
+   * Input fields and raw headers shared by put, copy and createMultipart. With `sidecar` (needed for user
+   * metadata, part sizes or anything over 2 KB), the full meta goes to the sidecar object instead.
+   */
+  private metaInput(meta: PhysicalMeta, sidecar = needsSidecar(meta)): EncodedMeta & { sidecar: boolean } {
+    const encoded = encodeMeta(meta, sidecar);
+    if (encoded.metadataBytes > MAX_METADATA_BYTES) {
       throw new BackendError(
         this.name,
         'Other',
-        `object metadata needs ${encoded.metadataBytes} bytes of user metadata; S3 allows 2048`,
+        `object metadata needs ${encoded.metadataBytes} bytes of user metadata; S3 allows ${MAX_METADATA_BYTES}`,
       );
     }
-    return encoded;
+    return { ...encoded, sidecar };
+  }
+
+  /**
+   * Stores `<key>.meta.json` with the full meta. Written BEFORE the object it describes, so an object
+   * marked as having a sidecar has it; deleting the object deletes it too.
+   */
+  private async putSidecar(key: string, meta: PhysicalMeta): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.physical(key + SIDECAR_SUFFIX), Body: JSON.stringify(meta), ContentType: 'application/json' }),
+      );
+    } catch (err) {
+      throw this.fail(err, `put ${key}${SIDECAR_SUFFIX}`);
+    }
   }
 
   async put(key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal): Promise<void> {
-    const { native, metadata, headers } = this.metaInput(meta);
+    const { native, metadata, headers, sidecar } = this.metaInput(meta);
+    if (sidecar) await this.putSidecar(key, meta);
     await this.sendBody(body, size, signal, `put ${key}`, (counted, abortSignal) => {
       const cmd = new PutObjectCommand({
         Bucket: this.bucket,
@@ -290,7 +318,7 @@ export class S3Backend implements Backend {
   async head(key: string): Promise<{ size: number; meta?: PhysicalMeta } | null> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.physical(key) }));
-      const meta = decodeMeta(res);
+      const meta = (hasSidecar(res) ? await this.readSidecar(key) : undefined) ?? decodeMeta(res);
       return meta ? { size: res.ContentLength ?? 0, meta } : { size: res.ContentLength ?? 0 };
     } catch (err) {
       const e = this.fail(err, `head ${key}`);
@@ -299,17 +327,35 @@ export class S3Backend implements Backend {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  /** The sidecar's meta, or undefined when it is missing or unreadable (the object's own headers then serve). */
+  private async readSidecar(key: string): Promise<PhysicalMeta | undefined> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.physical(key) }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.physical(key + SIDECAR_SUFFIX) }));
+      return res.Body ? parseSidecar(await res.Body.transformToString('utf8')) : undefined;
     } catch (err) {
-      const e = this.fail(err, `delete ${key}`);
-      if (e.kind !== 'NotFound') throw e;
+      const e = this.fail(err, `get ${key}${SIDECAR_SUFFIX}`);
+      if (e.kind === 'NotFound') return undefined;
+      throw e;
     }
   }
 
+  /** Deletes the object and its sidecar (if any; a missing one costs one request answered 404 or 204). */
+  async delete(key: string): Promise<void> {
+    await Promise.all(
+      [key, key + SIDECAR_SUFFIX].map(async (k) => {
+        try {
+          await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.physical(k) }));
+        } catch (err) {
+          const e = this.fail(err, `delete ${k}`);
+          if (e.kind !== 'NotFound') throw e;
+        }
+      }),
+    );
+  }
+
   async copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void> {
-    const { native, metadata, headers } = this.metaInput(meta);
+    const { native, metadata, headers, sidecar } = this.metaInput(meta);
+    if (sidecar) await this.putSidecar(dstKey, meta);
     try {
       const cmd = new CopyObjectCommand({
         Bucket: this.bucket,
@@ -331,25 +377,37 @@ export class S3Backend implements Backend {
     opts?: { startAfter?: string; limit?: number },
   ): Promise<{ entries: BackendListEntry[]; truncated: boolean }> {
     try {
-      const res = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: this.physical(prefix),
-          MaxKeys: Math.min(opts?.limit ?? DEFAULT_LIST_LIMIT, DEFAULT_LIST_LIMIT),
-          ...(opts?.startAfter !== undefined ? { StartAfter: this.physical(opts.startAfter) } : {}),
-        }),
-      );
-      const entries = (res.Contents ?? [])
-        .filter((c) => c.Key?.startsWith(this.prefix))
-        .map((c) => ({ key: (c.Key ?? '').slice(this.prefix.length), size: c.Size ?? 0 }));
-      return { entries, truncated: res.IsTruncated === true };
+      let startAfter = opts?.startAfter !== undefined ? this.physical(opts.startAfter) : undefined;
+      // Sidecars are left out; a page made only of sidecars moves on, so a truncated answer is never empty.
+      for (;;) {
+        const res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.physical(prefix),
+            MaxKeys: Math.min(opts?.limit ?? DEFAULT_LIST_LIMIT, DEFAULT_LIST_LIMIT),
+            ...(startAfter !== undefined ? { StartAfter: startAfter } : {}),
+          }),
+        );
+        const contents = res.Contents ?? [];
+        const entries: BackendListEntry[] = contents
+          .filter((c) => c.Key?.startsWith(this.prefix) && !c.Key.endsWith(SIDECAR_SUFFIX))
+          .map((c) => ({
+            key: (c.Key ?? '').slice(this.prefix.length),
+            size: c.Size ?? 0,
+            ...(c.LastModified ? { modifiedMs: c.LastModified.getTime() } : {}),
+          }));
+        const truncated = res.IsTruncated === true;
+        if (entries.length > 0 || !truncated || contents.length === 0) return { entries, truncated: truncated && contents.length > 0 };
+        startAfter = contents.at(-1)!.Key;
+      }
     } catch (err) {
       throw this.fail(err, `list ${prefix}`);
     }
   }
 
   async createMultipart(key: string, meta: PhysicalMeta): Promise<string> {
-    const { native, metadata, headers } = this.metaInput(meta);
+    // The final meta (multipart ETag, part sizes) is known at completion: it goes to the sidecar then.
+    const { native, metadata, headers } = this.metaInput(meta, true);
     let uploadId: string | undefined;
     try {
       const cmd = new CreateMultipartUploadCommand({
@@ -451,7 +509,9 @@ export class S3Backend implements Backend {
     key: string,
     uploadId: string,
     parts: readonly { partNumber: number; etag: string }[],
+    meta?: PhysicalMeta,
   ): Promise<void> {
+    if (meta) await this.putSidecar(key, meta);
     try {
       await this.client.send(
         new CompleteMultipartUploadCommand({

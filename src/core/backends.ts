@@ -83,8 +83,8 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
       timed('upload_part', () => b.uploadPart(key, uploadId, n, body, size, signal)),
     uploadPartCopy: (key: string, uploadId: string, n: number, src: string, range: ByteRange) =>
       timed('upload_part_copy', () => b.uploadPartCopy(key, uploadId, n, src, range)),
-    completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[]) =>
-      timed('complete_multipart', () => b.completeMultipart(key, uploadId, parts)),
+    completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], meta?: PhysicalMeta) =>
+      timed('complete_multipart', () => b.completeMultipart(key, uploadId, parts, meta)),
     abortMultipart: (key: string, uploadId: string) => timed('abort_multipart', () => b.abortMultipart(key, uploadId)),
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { BackendError } from '../backends/backend.js';
+import { BackendError, type PhysicalMeta } from '../backends/backend.js';
 import { run } from '../meta/run.js';
 import * as mq from '../meta/queries/multipart.js';
 import * as oq from '../meta/queries/objects.js';
@@ -51,7 +51,7 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
   }, deps.heartbeatMs);
   beat.unref();
   try {
-    await assemble(deps, u, listed, size);
+    await assemble(deps, u, listed, size, etag);
   } catch (err) {
     clearInterval(beat);
     await run(deps.db, mq.endCompleting(u.upload_id)).catch(() => {});
@@ -136,11 +136,15 @@ async function validateParts(deps: WriteDeps, u: mq.UploadRow, input: CompleteMu
 }
 
 /** Asks the backend to assemble the parts; a completion taken over finds the object already assembled. */
-async function assemble(deps: WriteDeps, u: mq.UploadRow, listed: readonly mq.PartRow[], size: number): Promise<void> {
+async function assemble(deps: WriteDeps, u: mq.UploadRow, listed: readonly mq.PartRow[], size: number, etag: string): Promise<void> {
   const backend = deps.backends.get(u.backend);
   if (!backend) throw new CoreError('ServiceUnavailable', `backend ${u.backend} is not configured`);
+  // Stored with the object, so a rebuild from the backends recovers the multipart ETag and the parts.
+  const meta: PhysicalMeta = {
+    ...rowHeaders(u), userMeta: u.user_meta, bucket: u.bucket, key: u.key, versionId: u.version_id, etag, partSizes: listed.map((p) => p.size),
+  };
   try {
-    await backend.completeMultipart(u.physical_key, u.backend_upload_id, listed.map((p) => ({ partNumber: p.part_number, etag: p.backend_etag })));
+    await backend.completeMultipart(u.physical_key, u.backend_upload_id, listed.map((p) => ({ partNumber: p.part_number, etag: p.backend_etag })), meta);
   } catch (err) {
     if (!(err instanceof BackendError) || err.kind !== 'NotFound') throw err;
     const head = await backend.head(u.physical_key).catch(() => undefined);

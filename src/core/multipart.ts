@@ -105,7 +105,7 @@ export class CoreMultipartStore implements MultipartStore {
       const backend = this.#backend(name);
       let backendUploadId: string;
       try {
-        backendUploadId = await backend.createMultipart(pkey, { ...input.headers, bucket: input.bucket, key: input.key, versionId });
+        backendUploadId = await backend.createMultipart(pkey, { ...input.headers, userMeta: input.userMeta, bucket: input.bucket, key: input.key, versionId });
       } catch (err) {
         last = err;
         this.#deps.log.warn('backend refused a multipart upload; trying the next', { backend: name, err });

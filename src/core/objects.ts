@@ -3,12 +3,14 @@ import { BackendError } from '../backends/backend.js';
 import * as oq from '../meta/queries/objects.js';
 import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
-import { CoreError } from './errors.js';
+import { DegradedReader, degradedPartSizes } from './degraded.js';
+import { CoreError, DbUnavailableError, isDbUnavailable } from './errors.js';
 import { rowToCopy, rowToVersion } from './rows.js';
 import { lockKeys, retireLive } from './copies.js';
 import { listObjects } from './list.js';
 import { openVersion, type ReadableCopy } from './read.js';
-import { ReplayableSource, bodyEnded } from './replay.js';
+import { bodyEnded } from './replay.js';
+import { FanOut } from './fanout.js';
 import type {
   CopyLocation,
   CopyObjectInput,
@@ -35,10 +37,13 @@ const DEFAULT_STALL_MS = 30_000;
 export class CoreObjectStore implements ObjectStore {
   readonly #deps: WriteDeps;
   readonly #tenants: TenantDirectory;
+  /** Answers GET/HEAD from the backends while the database is unavailable (core/degraded.ts). */
+  readonly #degraded: DegradedReader;
 
-  constructor(deps: WriteDeps, tenants: TenantDirectory) {
+  constructor(deps: WriteDeps, tenants: TenantDirectory, degraded?: DegradedReader) {
     this.#deps = deps;
     this.#tenants = tenants;
+    this.#degraded = degraded ?? new DegradedReader({ backends: deps.backends, log: deps.log });
   }
 
   get #backends(): BackendRegistry {
@@ -68,7 +73,14 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
-    const v = await this.#requireLive(bucket, key);
+    let v: ObjectVersion;
+    try {
+      v = await this.#requireLive(bucket, key);
+    } catch (err) {
+      if (!isDbUnavailable(err)) throw err;
+      await this.requireBucket(bucket);
+      return this.#degraded.headObject(bucket, key, cond);
+    }
     checkReadConditions(v, cond);
     return v;
   }
@@ -78,7 +90,14 @@ export class CoreObjectStore implements ObjectStore {
     key: string,
     opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number } = {},
   ): Promise<GetObjectResult> {
-    const { rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key));
+    let rows: (oq.VersionRow & { copies: oq.CopyRow[] })[];
+    try {
+      ({ rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key)));
+    } catch (err) {
+      if (!isDbUnavailable(err)) throw err;
+      await this.requireBucket(bucket);
+      return this.#degraded.getObject(bucket, key, opts);
+    }
     if (!rows[0]) {
       await this.requireBucket(bucket);
       throw new CoreError('NoSuchKey', key);
@@ -136,7 +155,8 @@ export class CoreObjectStore implements ObjectStore {
     await this.requireBucket(input.bucket);
     // Fail fast before reading the body; the check is repeated under the key lock at commit.
     if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
-    const source = new ReplayableSource(input.body, REPLAY_LIMIT);
+    const fan = new FanOut(input.body, REPLAY_LIMIT);
+    let ended: Promise<void> | undefined;
     return writeVersion(this.#deps, {
       bucket: input.bucket,
       key: input.key,
@@ -144,13 +164,21 @@ export class CoreObjectStore implements ObjectStore {
       ...(input.conditions ? { conditions: input.conditions } : {}),
       meta: { ...input.headers },
       produce: async (backend, pkey, meta, lost) => {
-        await backend.put(pkey, source.attempt(), input.size, meta, anySignal(input.signal, lost));
-        await bodyEnded(input.body);
+        const body = fan.branch();
+        try {
+          await backend.put(pkey, body, input.size, meta, anySignal(input.signal, lost));
+        } catch (err) {
+          body.destroy(); // leave the fan-out: the other destinations go on without it
+          throw err;
+        }
+        // The first destination to finish has taken every byte from the body: only now is it verified.
+        ended ??= bodyEnded(input.body);
+        await ended;
       },
       retryable: (err) =>
         err instanceof BackendError &&
         err.kind !== 'Aborted' &&
-        source.replayable &&
+        fan.replayable &&
         !input.signal?.aborted,
       finalize: () => {
         const d = input.digests();
@@ -191,7 +219,7 @@ export class CoreObjectStore implements ObjectStore {
       size: src.size,
       ...(input.conditions ? { conditions: input.conditions } : {}),
       prefer: copies.map((c) => c.backend),
-      meta: { ...headers, etag: src.etag },
+      meta: { ...headers, etag: src.etag, userMeta, ...(src.partsCount ? { partSizes } : {}) },
       produce: async (backend, pkey, meta, lost) => {
         const local = copies.find((c) => c.backend === backend.name);
         if (local) return backend.copy(local.physicalKey, pkey, meta);
@@ -226,10 +254,17 @@ export class CoreObjectStore implements ObjectStore {
   /** Retires the live versions of keys in one transaction, taking the key locks in one statement, in a fixed order. */
   async #retire(bucket: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#deps.db.tx(async (q) => {
-      const sorted = await lockKeys(q, bucket, keys);
-      await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
-    });
+    try {
+      await this.#deps.db.tx(async (q) => {
+        const sorted = await lockKeys(q, bucket, keys);
+        await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
+      });
+    } catch (err) {
+      // A delete that may have committed must not come back in degraded reads either.
+      if (err instanceof DbUnavailableError && err.commitOutcomeUnknown) this.#degraded.noteDeleted(bucket, keys);
+      throw err;
+    }
+    this.#degraded.noteDeleted(bucket, keys);
   }
 
   async listObjects(input: ListInput): Promise<ListResult> {
@@ -242,7 +277,9 @@ export class CoreObjectStore implements ObjectStore {
    * part, the whole object; a part the object does not have is InvalidPartNumber.
    */
   async partRange(version: ObjectVersion, partNumber: number): Promise<{ start: number; end: number }> {
-    const sizes = await this.#partSizes(version);
+    const degraded = degradedPartSizes(version);
+    if (degraded === null) throw new CoreError('ServiceUnavailable', 'the metadata database is unavailable and the part sizes of this object are not stored with it');
+    const sizes = degraded ? [...degraded] : await this.#partSizes(version);
     if (partNumber < 1 || partNumber > sizes.length || version.size === 0) throw new CoreError('InvalidPartNumber', String(partNumber));
     const start = sizes.slice(0, partNumber - 1).reduce((a, b) => a + b, 0);
     return { start, end: start + sizes[partNumber - 1]! - 1 };

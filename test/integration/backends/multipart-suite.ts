@@ -60,6 +60,20 @@ export function multipartCases(target: () => SuiteTarget): void {
     await b().delete(key);
   });
 
+  it('multipart_complete_stores_the_final_meta', async () => {
+    const key = 'mpu/final-meta';
+    const data = [randomBytes(5 * MiB), Buffer.from('tail')];
+    const id = await b().createMultipart(key, meta('logical/final', { contentType: 'a/b', userMeta: { k: 'v' } }));
+    const e1 = await part(key, id, 1, data[0]!);
+    const e2 = await part(key, id, 2, data[1]!);
+    const final = meta('logical/final', { contentType: 'a/b', userMeta: { k: 'v' }, etag: 'ffeeddccbbaa99887766554433221100-2', partSizes: [5 * MiB, 4] });
+    await b().completeMultipart(key, id, [{ partNumber: 1, etag: e1 }, { partNumber: 2, etag: e2 }], final);
+    assert.deepEqual((await b().head(key))?.meta, final);
+    assert.deepEqual((await b().list('mpu/final')).entries.map((e) => e.key), [key]);
+    await b().delete(key);
+    assert.equal(await b().head(key), null);
+  });
+
   it('multipart_reupload_replaces_the_part', async () => {
     const key = 'mpu/reupload';
     const id = await b().createMultipart(key, meta(key));
