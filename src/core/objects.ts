@@ -3,14 +3,12 @@ import { BackendError } from '../backends/backend.js';
 import * as oq from '../meta/queries/objects.js';
 import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
-import { DegradedReader, degradedPartSizes } from './degraded.js';
-import { CoreError, DbUnavailableError, isDbUnavailable } from './errors.js';
+import { CoreError } from './errors.js';
 import { rowToCopy, rowToVersion } from './rows.js';
 import { lockKeys, retireLive } from './copies.js';
 import { listObjects } from './list.js';
 import { openVersion, type ReadableCopy } from './read.js';
-import { bodyEnded } from './replay.js';
-import { FanOut } from './fanout.js';
+import { ReplayableSource, bodyEnded } from './replay.js';
 import type {
   CopyLocation,
   CopyObjectInput,
@@ -37,13 +35,10 @@ const DEFAULT_STALL_MS = 30_000;
 export class CoreObjectStore implements ObjectStore {
   readonly #deps: WriteDeps;
   readonly #tenants: TenantDirectory;
-  /** Answers GET/HEAD from the backends while the database is unavailable (core/degraded.ts). */
-  readonly #degraded: DegradedReader;
 
-  constructor(deps: WriteDeps, tenants: TenantDirectory, degraded?: DegradedReader) {
+  constructor(deps: WriteDeps, tenants: TenantDirectory) {
     this.#deps = deps;
     this.#tenants = tenants;
-    this.#degraded = degraded ?? new DegradedReader({ backends: deps.backends, log: deps.log });
   }
 
   get #backends(): BackendRegistry {
@@ -73,14 +68,7 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
-    let v: ObjectVersion;
-    try {
-      v = await this.#requireLive(bucket, key);
-    } catch (err) {
-      if (!isDbUnavailable(err)) throw err;
-      await this.requireBucket(bucket);
-      return this.#degraded.headObject(bucket, key, cond);
-    }
+    const v = await this.#requireLive(bucket, key);
     checkReadConditions(v, cond);
     return v;
   }
@@ -90,14 +78,7 @@ export class CoreObjectStore implements ObjectStore {
     key: string,
     opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number } = {},
   ): Promise<GetObjectResult> {
-    let rows: (oq.VersionRow & { copies: oq.CopyRow[] })[];
-    try {
-      ({ rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key)));
-    } catch (err) {
-      if (!isDbUnavailable(err)) throw err;
-      await this.requireBucket(bucket);
-      return this.#degraded.getObject(bucket, key, opts);
-    }
+    const { rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key));
     if (!rows[0]) {
       await this.requireBucket(bucket);
       throw new CoreError('NoSuchKey', key);
@@ -155,30 +136,21 @@ export class CoreObjectStore implements ObjectStore {
     await this.requireBucket(input.bucket);
     // Fail fast before reading the body; the check is repeated under the key lock at commit.
     if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
-    const fan = new FanOut(input.body, REPLAY_LIMIT);
-    let ended: Promise<void> | undefined;
+    const source = new ReplayableSource(input.body, REPLAY_LIMIT);
     return writeVersion(this.#deps, {
       bucket: input.bucket,
       key: input.key,
       size: input.size,
       ...(input.conditions ? { conditions: input.conditions } : {}),
-      meta: { ...input.headers },
+      meta: { ...input.headers, userMeta: input.userMeta },
       produce: async (backend, pkey, meta, lost) => {
-        const body = fan.branch();
-        try {
-          await backend.put(pkey, body, input.size, meta, anySignal(input.signal, lost));
-        } catch (err) {
-          body.destroy(); // leave the fan-out: the other destinations go on without it
-          throw err;
-        }
-        // The first destination to finish has taken every byte from the body: only now is it verified.
-        ended ??= bodyEnded(input.body);
-        await ended;
+        await backend.put(pkey, source.attempt(), input.size, meta, anySignal(input.signal, lost));
+        await bodyEnded(input.body);
       },
       retryable: (err) =>
         err instanceof BackendError &&
         err.kind !== 'Aborted' &&
-        fan.replayable &&
+        source.replayable &&
         !input.signal?.aborted,
       finalize: () => {
         const d = input.digests();
@@ -254,17 +226,10 @@ export class CoreObjectStore implements ObjectStore {
   /** Retires the live versions of keys in one transaction, taking the key locks in one statement, in a fixed order. */
   async #retire(bucket: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    try {
-      await this.#deps.db.tx(async (q) => {
-        const sorted = await lockKeys(q, bucket, keys);
-        await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
-      });
-    } catch (err) {
-      // A delete that may have committed must not come back in degraded reads either.
-      if (err instanceof DbUnavailableError && err.commitOutcomeUnknown) this.#degraded.noteDeleted(bucket, keys);
-      throw err;
-    }
-    this.#degraded.noteDeleted(bucket, keys);
+    await this.#deps.db.tx(async (q) => {
+      const sorted = await lockKeys(q, bucket, keys);
+      await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
+    });
   }
 
   async listObjects(input: ListInput): Promise<ListResult> {
@@ -277,9 +242,7 @@ export class CoreObjectStore implements ObjectStore {
    * part, the whole object; a part the object does not have is InvalidPartNumber.
    */
   async partRange(version: ObjectVersion, partNumber: number): Promise<{ start: number; end: number }> {
-    const degraded = degradedPartSizes(version);
-    if (degraded === null) throw new CoreError('ServiceUnavailable', 'the metadata database is unavailable and the part sizes of this object are not stored with it');
-    const sizes = degraded ? [...degraded] : await this.#partSizes(version);
+    const sizes = await this.#partSizes(version);
     if (partNumber < 1 || partNumber > sizes.length || version.size === 0) throw new CoreError('InvalidPartNumber', String(partNumber));
     const start = sizes.slice(0, partNumber - 1).reduce((a, b) => a + b, 0);
     return { start, end: start + sizes[partNumber - 1]! - 1 };
