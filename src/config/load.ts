@@ -6,6 +6,7 @@
  * are errors, so a typo never silently falls back to a default.
  */
 import { readCors } from './cors.js';
+import { BACKEND_BREAKER_KEYS, readBreaker, readReadPriority, readS3Timeouts, S3_TIMEOUT_KEYS } from './breaker.js';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -36,10 +37,11 @@ export function formatProblem(source: string | undefined, p: ConfigProblem): str
   return [source ?? 'configuration', p.path, p.message].filter(Boolean).join(': ');
 }
 
-const TOP_KEYS = ['server', 'database', 'placement', 'backends', 'buckets', 'workers'] as const;
-const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes', 'zone'];
+const TOP_KEYS = ['server', 'database', 'placement', 'backends', 'buckets', 'workers', 'breaker'] as const;
+const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes', 'zone', ...BACKEND_BREAKER_KEYS];
 const S3_BACKEND_KEYS = [
   ...COMMON_BACKEND_KEYS,
+  ...S3_TIMEOUT_KEYS,
   'endpoint',
   'region',
   'bucket',
@@ -135,6 +137,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
     backends: readBackends(c, top.backends, cwd),
     buckets: readBuckets(c, top.buckets),
     workers: readWorkers(c, top.workers),
+    breaker: readBreaker(c, top.breaker),
     demo: false,
   };
   if (c.problems.length > 0) throw new ConfigError(source, c.problems);
@@ -326,11 +329,11 @@ function readBackends(c: Checker, v: unknown, cwd: string): BackendConfig[] {
       c.problem(`${at}.name`, `"${name}" is already the name of ${names.get(name)}`);
     } else if (name) names.set(name, at);
     const quotaBytes = c.size(b.quota_bytes, `${at}.quota_bytes`) ?? 0;
-    const zone = readZone(c, b.zone, `${at}.zone`);
-    if (typeStr === 's3') out.push({ ...readS3Backend(c, b, at, name, quotaBytes), ...zone });
+    const common = { ...readZone(c, b.zone, `${at}.zone`), ...readReadPriority(c, b, at) };
+    if (typeStr === 's3') out.push({ ...readS3Backend(c, b, at, name, quotaBytes), ...common });
     if (typeStr === 'fs') {
       const p = c.string(b.path, `${at}.path`, { required: true });
-      out.push({ name, type: 'fs', quotaBytes, path: p === undefined ? '' : path.resolve(cwd, p), ...zone });
+      out.push({ name, type: 'fs', quotaBytes, path: p === undefined ? '' : path.resolve(cwd, p), ...common });
     }
     if (typeStr === 's3' || typeStr === 'fs') indexes.push(i);
   });
@@ -368,6 +371,7 @@ function readS3Backend(c: Checker, b: Record<string, unknown>, at: string, name:
     accessKeyId: c.string(b.access_key_id, `${at}.access_key_id`, { required: true }) ?? '',
     secretAccessKey: readSecret(c, b.secret_access_key, `${at}.secret_access_key`, 1),
     forcePathStyle: c.bool(b.force_path_style, `${at}.force_path_style`) ?? false,
+    ...readS3Timeouts(c, b, at),
   };
 }
 

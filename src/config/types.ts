@@ -19,6 +19,9 @@ export interface S3ServerConfig {
   idleTimeoutMs: number;
 }
 
+/** What one instance runs (`server.mode`). */
+export type ServerMode = 'all' | 'api' | 'worker';
+
 /** `server.admin`: the Connect/gRPC admin plane, health and metrics. */
 export interface AdminServerConfig {
   /** host:port (default `127.0.0.1:9001`). */
@@ -66,6 +69,10 @@ interface BackendCommon {
   quotaBytes: number;
   /** `backends[].zone`: a failure-domain label (provider, region); copies of a version go to distinct zones when they can. */
   zone?: string;
+  /** `backends[].read_priority`: reads prefer copies on lower values among healthy backends (default 0). */
+  readPriority?: number;
+  /** `backends[].weight`: share of new copies under `spread` (0-1000, default 1); 0 takes no new copies. */
+  weight?: number;
 }
 
 /** An S3-compatible provider. */
@@ -79,6 +86,14 @@ export interface S3BackendConfig extends BackendCommon {
   accessKeyId: string;
   secretAccessKey: string;
   forcePathStyle: boolean;
+  /** `connect_timeout`: longest wait for one TCP/TLS connection, ms (default 5 s). */
+  connectTimeoutMs?: number;
+  /**
+   * `first_byte_timeout`: longest wait for the provider's answer to start, ms (default 15 s): from the call's
+   * start (connecting and the SDK's retries included) or, for uploads, from the body's last byte or any stall
+   * in taking it. A provider silent that long fails the call once with `Unavailable`.
+   */
+  firstByteTimeoutMs?: number;
 }
 
 /** A local directory. */
@@ -115,6 +130,22 @@ export interface WorkersConfig {
   staleWriteMs: number;
 }
 
+/** `breaker`: the circuit breaker of every backend (core/health.ts). */
+export interface BreakerConfig {
+  /** Counted failures in a row that open the breaker (default 3). */
+  failures: number;
+  /** Share of failed calls (0 < r <= 1) over `windowMs` that opens it (default 0.5)... */
+  errorRate: number;
+  /** ...measured over this sliding window, ms (default 60 s)... */
+  windowMs: number;
+  /** ...once the window holds at least this many calls (default 20). */
+  minRequests: number;
+  /** How long an open breaker waits before letting trial calls through (half-open), ms (default 10 s). */
+  cooldownMs: number;
+  /** Successful trials (calls or probes) that close a half-open breaker (default 1). */
+  probes: number;
+}
+
 export interface Config {
   /** The file the configuration came from, or undefined for zero-config defaults. */
   source?: string;
@@ -126,12 +157,20 @@ export interface Config {
      * aborting them, ms (default 30s; 0 aborts at once). Optional for hand-built configurations.
      */
     shutdownTimeoutMs?: number;
+    /**
+     * `server.mode` (or `serve --mode`): `all` (default) serves S3 and admin and runs the background
+     * workers; `api` serves S3 and admin only; `worker` runs the background workers only (with /healthz,
+     * /readyz and /metrics on the admin port, no RPCs). Optional for hand-built configurations.
+     */
+    mode?: ServerMode;
   };
   database: DatabaseConfig;
   placement: PlacementConfig;
   backends: readonly BackendConfig[];
   buckets: readonly BucketConfig[];
   workers: WorkersConfig;
+  /** `breaker`; optional for hand-built configurations (core/health.ts defaults then). */
+  breaker?: BreakerConfig;
   /**
    * Zero-config mode: when true, a bucket `demo` with generated credentials is created once and stored
    * in the database, and its keys are printed at start-up.

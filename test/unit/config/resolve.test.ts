@@ -43,9 +43,10 @@ describe('defaults', () => {
       },
       database: { path: '/srv/data/pg', schema: 'public', poolSize: 20, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 },
       placement: { strategy: 'pack' },
-      backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0 }],
+      backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0, readPriority: 0 }],
       buckets: [],
       workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000, abandonedUploadMs: 604_800_000 },
+      breaker: { failures: 3, errorRate: 0.5, windowMs: 60_000, minRequests: 20, cooldownMs: 10_000, probes: 1 },
       demo: false,
     });
   });
@@ -55,6 +56,7 @@ describe('defaults', () => {
     assert.deepEqual(b, {
       name: 'cloud', type: 's3', quotaBytes: 0, region: 'us-east-1', bucket: 'b', prefix: '',
       accessKeyId: 'id', secretAccessKey: 'secret', forcePathStyle: false,
+      readPriority: 0, connectTimeoutMs: 5_000, firstByteTimeoutMs: 15_000,
     });
     assert.equal('endpoint' in b, false);
   });
