@@ -45,7 +45,10 @@ export function enqueue(kind: string, payload: unknown, opts: EnqueueOptions, sk
 /**
  * Claims up to `limit` due tasks of the given kinds in ONE statement: queued tasks whose time has come and
  * active tasks whose lease expired (their worker died or stalled). Each claim increments `lease_token`;
- * only the holder of the current token can complete or fail the task.
+ * only the holder of the current token can complete or fail the task. Queued tasks of a paused or cancelled
+ * job are not claimed (a paused job's queued tasks also wait with run_after = infinity, so they are never
+ * scanned; this condition catches those that went back to the queue after a failure); a claim whose
+ * worker died is taken over whatever its job's state, so the work it began is finished or undone.
  */
 export function claim(kinds: readonly string[], limit: number, leaseMs: number, owner: string, skewMs: number): Sql {
   return {
@@ -53,6 +56,7 @@ export function claim(kinds: readonly string[], limit: number, leaseMs: number, 
              SELECT id FROM tasks
              WHERE kind = ANY($1::text[])
                AND ((state = 'queued' AND run_after <= ${now(5)}) OR (state = 'active' AND lease_until < ${now(5)}))
+               AND (job_id IS NULL OR state = 'active' OR job_id NOT IN (SELECT j.id FROM jobs j WHERE j.state IN ('paused', 'cancelling', 'cancelled')))
              ORDER BY run_after, id LIMIT $2 FOR UPDATE SKIP LOCKED)
            UPDATE tasks t SET state = 'active', lease_owner = $4, lease_token = t.lease_token + 1,
              lease_until = ${now(5)} + ($3::double precision * interval '1 millisecond'),
