@@ -30,6 +30,12 @@ export interface Metrics {
   readonly backendUsedBytes: Gauge<'backend'>;
   /** Sets where the backend-usage gauge reads its values when /metrics is scraped. */
   setBackendUsage(source: () => Promise<Array<{ backend: string; usedBytes: number }>>): void;
+  /** The metadata database breaker of this instance: 1 for its current state (closed, open), 0 for the other. */
+  readonly dbBreakerState: Gauge<'state'>;
+  /** Breaker transitions, by the state entered. */
+  readonly dbBreakerTransitions: Counter<'to'>;
+  /** GET/HEAD answered from the backends alone while the database was unavailable, by operation and outcome. */
+  readonly degradedReads: Counter<'op' | 'outcome'>;
 }
 
 export function createMetrics(): Metrics {
@@ -122,5 +128,28 @@ export function createMetrics(): Metrics {
     setTaskCounts: (source) => {
       taskCounts = source;
     },
+    dbBreakerState: (() => {
+      const g = new Gauge({
+        name: 's3o_db_breaker_state',
+        help: 'Metadata database breaker of this instance: 1 for its current state (closed, open), 0 for the other.',
+        labelNames: ['state'] as const,
+        registers: [registry],
+      });
+      g.set({ state: 'closed' }, 1);
+      g.set({ state: 'open' }, 0);
+      return g;
+    })(),
+    dbBreakerTransitions: new Counter({
+      name: 's3o_db_breaker_transitions_total',
+      help: 'Metadata database breaker transitions, by the state entered (open, closed).',
+      labelNames: ['to'] as const,
+      registers: [registry],
+    }),
+    degradedReads: new Counter({
+      name: 's3o_degraded_reads_total',
+      help: 'GET/HEAD answered from the backends alone while the metadata database was unavailable, by operation and outcome (served, not_found, unavailable).',
+      labelNames: ['op', 'outcome'] as const,
+      registers: [registry],
+    }),
   };
 }

@@ -3,7 +3,8 @@ import { BackendError } from '../backends/backend.js';
 import * as oq from '../meta/queries/objects.js';
 import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
-import { CoreError } from './errors.js';
+import { DegradedReader, degradedPartSizes } from './degraded.js';
+import { CoreError, DbUnavailableError, isDbUnavailable } from './errors.js';
 import { rowToCopy, rowToVersion } from './rows.js';
 import { lockKeys, retireLive } from './copies.js';
 import { listObjects } from './list.js';
@@ -35,10 +36,13 @@ const DEFAULT_STALL_MS = 30_000;
 export class CoreObjectStore implements ObjectStore {
   readonly #deps: WriteDeps;
   readonly #tenants: TenantDirectory;
+  /** Answers GET/HEAD from the backends while the database is unavailable (core/degraded.ts). */
+  readonly #degraded: DegradedReader;
 
-  constructor(deps: WriteDeps, tenants: TenantDirectory) {
+  constructor(deps: WriteDeps, tenants: TenantDirectory, degraded?: DegradedReader) {
     this.#deps = deps;
     this.#tenants = tenants;
+    this.#degraded = degraded ?? new DegradedReader({ backends: deps.backends, log: deps.log });
   }
 
   get #backends(): BackendRegistry {
@@ -68,7 +72,14 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
-    const v = await this.#requireLive(bucket, key);
+    let v: ObjectVersion;
+    try {
+      v = await this.#requireLive(bucket, key);
+    } catch (err) {
+      if (!isDbUnavailable(err)) throw err;
+      await this.requireBucket(bucket);
+      return this.#degraded.headObject(bucket, key, cond);
+    }
     checkReadConditions(v, cond);
     return v;
   }
@@ -78,7 +89,14 @@ export class CoreObjectStore implements ObjectStore {
     key: string,
     opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number } = {},
   ): Promise<GetObjectResult> {
-    const { rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key));
+    let rows: (oq.VersionRow & { copies: oq.CopyRow[] })[];
+    try {
+      ({ rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key)));
+    } catch (err) {
+      if (!isDbUnavailable(err)) throw err;
+      await this.requireBucket(bucket);
+      return this.#degraded.getObject(bucket, key, opts);
+    }
     if (!rows[0]) {
       await this.requireBucket(bucket);
       throw new CoreError('NoSuchKey', key);
@@ -226,10 +244,17 @@ export class CoreObjectStore implements ObjectStore {
   /** Retires the live versions of keys in one transaction, taking the key locks in one statement, in a fixed order. */
   async #retire(bucket: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    await this.#deps.db.tx(async (q) => {
-      const sorted = await lockKeys(q, bucket, keys);
-      await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
-    });
+    try {
+      await this.#deps.db.tx(async (q) => {
+        const sorted = await lockKeys(q, bucket, keys);
+        await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
+      });
+    } catch (err) {
+      // A delete that may have committed must not come back in degraded reads either.
+      if (err instanceof DbUnavailableError && err.commitOutcomeUnknown) this.#degraded.noteDeleted(bucket, keys);
+      throw err;
+    }
+    this.#degraded.noteDeleted(bucket, keys);
   }
 
   async listObjects(input: ListInput): Promise<ListResult> {
@@ -242,7 +267,9 @@ export class CoreObjectStore implements ObjectStore {
    * part, the whole object; a part the object does not have is InvalidPartNumber.
    */
   async partRange(version: ObjectVersion, partNumber: number): Promise<{ start: number; end: number }> {
-    const sizes = await this.#partSizes(version);
+    const degraded = degradedPartSizes(version);
+    if (degraded === null) throw new CoreError('ServiceUnavailable', 'the metadata database is unavailable and the part sizes of this object are not stored with it');
+    const sizes = degraded ? [...degraded] : await this.#partSizes(version);
     if (partNumber < 1 || partNumber > sizes.length || version.size === 0) throw new CoreError('InvalidPartNumber', String(partNumber));
     const start = sizes.slice(0, partNumber - 1).reduce((a, b) => a + b, 0);
     return { start, end: start + sizes[partNumber - 1]! - 1 };
