@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BackendRegistry } from '../core/backends.js';
 import { deleteCopyHandler, foldBucketStats } from '../core/copies.js';
+import { jobTaskHandlers, settleJobs } from '../core/job-kinds.js';
 import { abortAbandonedUploads, abortStaleWrites, rollBackStuckCompletions } from '../core/sweepers.js';
 import { purgeDeadTasks, runTaskBatch, systemClock, type Clock, type Db, type TaskHandler } from '../core/tasks.js';
 import type { WorkersConfig } from '../config/types.js';
@@ -26,7 +27,7 @@ export interface WorkerDeps {
 
 /** The task handlers of every kind core defines. */
 export function taskHandlers(deps: WorkerDeps): TaskHandler[] {
-  return [deleteCopyHandler(deps.db, deps.backends, deps.log)];
+  return [deleteCopyHandler(deps.db, deps.backends, deps.log), ...jobTaskHandlers(deps.db, deps.log)];
 }
 
 /** The task queue consumer: claims due tasks of every kind and runs their handlers. */
@@ -59,5 +60,7 @@ export function startWorkers(deps: WorkerDeps, cfg: WorkersConfig, log: Logger):
   // Busy while a fold takes a full batch (more deltas are waiting).
   runner.start(sweeper('bucket-stats', async () => ((await foldBucketStats(deps.db, FOLD_BATCH)) === FOLD_BATCH ? 1 : 0)), 5_000);
   runner.start(sweeper('dead-tasks', () => purgeDeadTasks(deps.db, DEAD_TASK_RETENTION_MS, clock)), 3_600_000);
+  // Settles jobs with nothing left (done, failed, cancelled, or another planning pass).
+  runner.start(sweeper('jobs', () => settleJobs(deps.db, deps.log)), 1_000);
   return runner;
 }
