@@ -36,6 +36,16 @@ export interface Metrics {
   readonly dbBreakerTransitions: Counter<'to'>;
   /** GET/HEAD answered from the backends alone while the database was unavailable, by operation and outcome. */
   readonly degradedReads: Counter<'op' | 'outcome'>;
+  /** Copies made by copy-version tasks (repair adds, moves), by kind (add, move) and outcome (published, dropped, failed). */
+  readonly repairCopies: Counter<'kind' | 'outcome'>;
+  /** Bytes streamed by copy-version tasks. */
+  readonly repairBytes: Counter;
+  /** Copies retired by repair (surplus, bad, move), by reason. */
+  readonly repairRetired: Counter<'reason'>;
+  /** Copies scrub verified, by pass (cheap, deep) and outcome (ok, bad, error). */
+  readonly scrubChecked: Counter<'pass' | 'outcome'>;
+  /** Bytes the deep scrub re-read. */
+  readonly scrubBytes: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -149,6 +159,34 @@ export function createMetrics(): Metrics {
       name: 's3o_degraded_reads_total',
       help: 'GET/HEAD answered from the backends alone while the metadata database was unavailable, by operation and outcome (served, not_found, unavailable).',
       labelNames: ['op', 'outcome'] as const,
+      registers: [registry],
+    }),
+    repairCopies: new Counter({
+      name: 's3o_repair_copies_total',
+      help: 'Copies made by copy-version tasks (repair, moves), by kind (add, move) and outcome (published, dropped, failed).',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    repairBytes: new Counter({
+      name: 's3o_repair_bytes_total',
+      help: 'Bytes streamed from one backend to another by copy-version tasks.',
+      registers: [registry],
+    }),
+    repairRetired: new Counter({
+      name: 's3o_repair_retired_total',
+      help: 'Copies retired by repair and moves, by reason (surplus, bad, move).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    scrubChecked: new Counter({
+      name: 's3o_scrub_checked_total',
+      help: 'Copies verified by scrub, by pass (cheap: HEAD and size; deep: bytes and ETag) and outcome (ok, bad, error).',
+      labelNames: ['pass', 'outcome'] as const,
+      registers: [registry],
+    }),
+    scrubBytes: new Counter({
+      name: 's3o_scrub_bytes_total',
+      help: 'Bytes re-read by the deep scrub.',
       registers: [registry],
     }),
   };

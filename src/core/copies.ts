@@ -4,7 +4,7 @@ import * as cq from '../meta/queries/copies.js';
 import * as oq from '../meta/queries/objects.js';
 import type { Logger } from '../log.js';
 import type { BackendRegistry } from './backends.js';
-import type { TaskEffect, TaskHandler } from './tasks.js';
+import { enqueueTask, type Clock, type TaskEffect, type TaskHandler } from './tasks.js';
 import { rowToVersion, toPublishRow, type VersionFields } from './rows.js';
 import type { ObjectVersion } from './types.js';
 
@@ -74,6 +74,11 @@ export async function abandonStaged(
     await run(q, cq.queueUncountedDelete(staged.backend, staged.physicalKey, `${reason}-late-bytes`, 0));
     return 'late';
   });
+}
+
+/** Drops the pending copies of a version on `backends` (failed destinations), queueing their deletion. */
+export async function dropPendingCopies(q: Queryable, versionId: string, backends: readonly string[], reason: string): Promise<void> {
+  if (backends.length > 0) await run(q, cq.dropPendingCopies(versionId, backends, reason));
 }
 
 /** Drops a pending version inside an open transaction (the janitor drops many in one). */
@@ -163,4 +168,72 @@ export function deleteCopyHandler(db: Db, backends: BackendRegistry, log: Logger
       };
     },
   };
+}
+
+// ---- Replication: copies added to and retired from live versions (copy-version, repair, scrub). ----
+
+/** A copy of a live version being made by a task: the reservation and the pending row it owns. */
+export interface ReservedCopy {
+  versionId: string;
+  backend: string;
+  physicalKey: string;
+  size: number;
+  taskId: number;
+}
+
+/** Reserves room on an active backend and inserts the pending copy `c` owns; false when it is not active or has no room. */
+export async function reserveCopy(q: Queryable, c: ReservedCopy): Promise<boolean> {
+  return (await run(q, cq.reserveCopy(c))).rowCount > 0;
+}
+
+/**
+ * Publishes the pending copy task `taskId` made (reservation → used bytes and one object). False when the
+ * copy is gone (its version was overwritten or deleted meanwhile: the retirement queued its deletion); the
+ * caller then queues the deletion of bytes it may have stored after that ran ({@link queueLateBytes}).
+ */
+export async function publishCopy(q: Queryable, versionId: string, backend: string, taskId: number): Promise<boolean> {
+  return (await run(q, cq.publishCopy(versionId, backend, taskId))).rowCount > 0;
+}
+
+/** One more deletion of a key whose row is gone, releasing nothing (bytes that may have landed late). */
+export async function queueLateBytes(q: Queryable, backend: string, physicalKey: string, reason: string): Promise<void> {
+  await run(q, cq.queueUncountedDelete(backend, physicalKey, reason, 0));
+}
+
+/**
+ * Retires the live or bad copies of a version on `backends` through the outbox (rows go, delete-copy tasks
+ * queued after `delayMs` carry the bytes and objects). The caller keeps at least one good copy. Returns the
+ * backends whose copy was retired.
+ */
+export async function retireCopies(q: Queryable, versionId: string, backends: readonly string[], reason: string, delayMs: number): Promise<string[]> {
+  if (backends.length === 0) return [];
+  const { rows } = await run<{ backend: string }>(q, cq.retireCopies(versionId, backends, reason, delayMs));
+  return rows.map((r) => r.backend);
+}
+
+/**
+ * Marks a live copy bad (it answered NotFound, had the wrong size or failed verification): reads never use
+ * it again, it stays counted until repair retires it, and a `repair-version` task is queued (a singleton per
+ * version). Returns false when the copy was not live (already bad, gone, or pending).
+ */
+export async function markCopyBad(q: Queryable, versionId: string, backend: string, reason: string): Promise<boolean> {
+  const marked = (await run(q, cq.markBad(versionId, backend, reason))).rowCount > 0;
+  if (marked) await enqueueRepairTask(q, versionId, `bad-copy: ${reason}`);
+  return marked;
+}
+
+/** A bad copy that verified again becomes live. False when it was not bad. */
+export async function restoreBadCopy(q: Queryable, versionId: string, backend: string): Promise<boolean> {
+  return (await run(q, cq.restoreBad(versionId, backend))).rowCount > 0;
+}
+
+/** Records that scrub verified these live copies now. */
+export async function markCopiesVerified(q: Queryable, copies: readonly { versionId: string; backend: string }[]): Promise<void> {
+  if (copies.length === 0) return;
+  await run(q, cq.markVerified(copies.map((c) => c.versionId), copies.map((c) => c.backend)));
+}
+
+/** Queues the `repair-version` task of a version (at most one queued or running per version). */
+export async function enqueueRepairTask(q: Queryable, versionId: string, reason: string, clock?: Clock): Promise<number | undefined> {
+  return enqueueTask(q, 'repair-version', { versionId, reason }, { singletonKey: `repair:${versionId}` }, clock);
 }

@@ -105,17 +105,22 @@ export function queueUncountedDelete(backend: string, physicalKey: string, reaso
 /**
  * Retires the live versions of `keys` (delete or overwrite) and, in the same statement, queues a
  * delete-copy task for every copy they had (the outbox) and records the bucket delta. The copies' bytes and
- * objects stay counted until the task has deleted them. Returns the keys that had a live version. Callers
- * hold the keys' advisory locks.
+ * objects stay counted until the task has deleted them (a live or bad copy: its size and one object; a
+ * pending copy that repair or a move was making: its reservation becomes used bytes, no object). Returns the
+ * keys that had a live version. Callers hold the keys' advisory locks (so does the copy-version task when it
+ * adds or publishes a copy: the copies seen here are all the version has).
  */
 export function retireLive(bucket: string, keys: readonly string[], reason: string, delayMs: number): Sql {
   return {
     text: `WITH v AS (SELECT version_id, key, size FROM object_versions
                       WHERE bucket = $1 AND key = ANY($2::text[]) AND state = 'live' FOR UPDATE),
-                c AS (SELECT backend, physical_key, size FROM object_copies WHERE version_id IN (SELECT version_id FROM v)),
+                c AS (SELECT backend, physical_key, size, state FROM object_copies WHERE version_id IN (SELECT version_id FROM v)),
                 d AS (DELETE FROM object_versions WHERE version_id IN (SELECT version_id FROM v) RETURNING key, size),
+                r AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.size, used_bytes = backends.used_bytes + x.size
+                      FROM (SELECT backend, sum(size) AS size FROM c WHERE state = 'pending' GROUP BY backend) x
+                      WHERE backends.name = x.backend RETURNING 1),
                 t AS (INSERT INTO tasks (kind, payload, run_after)
-                      SELECT 'delete-copy', ${deletePayload('size', '1', '$3')}, ${DELAY(4)} FROM c RETURNING 1),
+                      SELECT 'delete-copy', ${deletePayload('size', "CASE WHEN state = 'pending' THEN 0 ELSE 1 END", '$3')}, ${DELAY(4)} FROM c RETURNING 1),
                 s AS (INSERT INTO bucket_stat_deltas (bucket, objects, bytes)
                       SELECT $1, -count(*), -coalesce(sum(size), 0) FROM d HAVING count(*) > 0 RETURNING 1)
            SELECT key, (SELECT count(*) FROM t)::int8 AS jobs, (SELECT count(*) FROM s)::int8 AS counted FROM d`,
@@ -196,5 +201,104 @@ export function foldBucketDeltas(limit: number): Sql {
                       RETURNING 1)
            SELECT (SELECT count(*) FROM d)::int8 AS folded, (SELECT count(*) FROM i)::int8 AS buckets`,
     values: [limit],
+  };
+}
+
+/**
+ * Drops the PENDING copies of a version on `backends` (destinations that failed while the version is
+ * written, or a copy whose copy-version task died): each reservation becomes used bytes, released by the
+ * delete-copy task queued for its key (the bytes may have landed).
+ */
+export function dropPendingCopies(versionId: string, backends: readonly string[], reason: string): Sql {
+  return {
+    text: `WITH c AS (DELETE FROM object_copies WHERE version_id = $1 AND backend = ANY($2::text[]) AND state = 'pending'
+                      RETURNING backend, physical_key, size),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.size, used_bytes = backends.used_bytes + x.size
+                      FROM (SELECT backend, sum(size) AS size FROM c GROUP BY backend) x WHERE backends.name = x.backend RETURNING 1),
+                t AS (INSERT INTO tasks (kind, payload) SELECT 'delete-copy', ${deletePayload('size', '0', '$3')} FROM c RETURNING 1)
+           SELECT backend FROM c`,
+    values: [versionId, backends, reason],
+  };
+}
+
+// ---- Replication: copies added to, and retired from, a live version (repair, moves, scrub). ----
+
+/**
+ * Reserves `size` bytes on an ACTIVE backend with room and inserts a pending copy of a live version owned
+ * by task `taskId`, in ONE statement (the reservation's row lock serialises concurrent reservations).
+ * Returns one row on success, none when the backend is not active or has no room.
+ */
+export function reserveCopy(c: { versionId: string; backend: string; physicalKey: string; size: number; taskId: number }): Sql {
+  return {
+    text: `WITH r AS (UPDATE backends SET reserved_bytes = reserved_bytes + $4
+                      WHERE name = $2 AND state = 'active'
+                        AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
+                      RETURNING name),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state, task_id)
+                      SELECT $1, name, $3, $4, 'pending', $5 FROM r RETURNING backend)
+           SELECT backend FROM c`,
+    values: [c.versionId, c.backend, c.physicalKey, c.size, c.taskId],
+  };
+}
+
+/**
+ * Publishes the pending copy task `taskId` made of a live version: the copy becomes live (verified now),
+ * its reservation becomes used bytes and one object. Returns the copy, none when it is no longer there.
+ */
+export function publishCopy(versionId: string, backend: string, taskId: number): Sql {
+  return {
+    text: `WITH c AS (UPDATE object_copies SET state = 'live', task_id = NULL, verified_at = now()
+                      WHERE version_id = $1 AND backend = $2 AND task_id = $3 AND state = 'pending'
+                        AND EXISTS (SELECT 1 FROM object_versions v WHERE v.version_id = $1 AND v.state = 'live')
+                      RETURNING backend, size),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - c.size,
+                        used_bytes = backends.used_bytes + c.size, object_count = backends.object_count + 1, updated_at = now()
+                      FROM c WHERE backends.name = c.backend RETURNING 1)
+           SELECT backend, size, (SELECT count(*) FROM b)::int8 AS settled FROM c`,
+    values: [versionId, backend, taskId],
+  };
+}
+
+/**
+ * Retires live or bad copies of a version on `backends`: the rows go and a delete-copy task per copy is
+ * queued after `delayMs` (the bytes and the object stay counted until it ran). Returns the retired copies.
+ * The caller makes sure a good copy remains (repair never retires the last one).
+ */
+export function retireCopies(versionId: string, backends: readonly string[], reason: string, delayMs: number): Sql {
+  return {
+    text: `WITH c AS (DELETE FROM object_copies WHERE version_id = $1 AND backend = ANY($2::text[]) AND state IN ('live', 'bad')
+                      RETURNING backend, physical_key, size),
+                t AS (INSERT INTO tasks (kind, payload, run_after)
+                      SELECT 'delete-copy', ${deletePayload('size', '1', '$3')}, ${DELAY(4)} FROM c RETURNING 1)
+           SELECT backend, physical_key, size, (SELECT count(*) FROM t)::int8 AS jobs FROM c`,
+    values: [versionId, backends, reason, delayMs],
+  };
+}
+
+/** Marks a live copy bad (never read again; still counted until retired). Returns the row when it was live. */
+export function markBad(versionId: string, backend: string, reason: string): Sql {
+  return {
+    text: `UPDATE object_copies SET state = 'bad', bad_reason = $3 WHERE version_id = $1 AND backend = $2 AND state = 'live'
+           RETURNING backend`,
+    values: [versionId, backend, reason.slice(0, 500)],
+  };
+}
+
+/** A bad copy that verified again becomes live (counters unchanged: bad copies are counted like live ones). */
+export function restoreBad(versionId: string, backend: string): Sql {
+  return {
+    text: `UPDATE object_copies SET state = 'live', bad_reason = NULL, verified_at = now()
+           WHERE version_id = $1 AND backend = $2 AND state = 'bad' RETURNING backend`,
+    values: [versionId, backend],
+  };
+}
+
+/** Records that scrub verified these live copies now (parallel arrays of version ids and backends). */
+export function markVerified(versionIds: readonly string[], backends: readonly string[]): Sql {
+  return {
+    text: `UPDATE object_copies c SET verified_at = now()
+           FROM unnest($1::text[], $2::text[]) AS u(version_id, backend)
+           WHERE c.version_id = u.version_id AND c.backend = u.backend AND c.state = 'live'`,
+    values: [versionIds, backends],
   };
 }
