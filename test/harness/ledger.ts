@@ -4,8 +4,9 @@ import type { Queryable } from '../../src/meta/db.js';
 
 /**
  * The quota ledger, recomputed from the rows (see src/meta/queries/copies.ts). For every backend:
- *   used_bytes     = Σ size of live copies + Σ releaseBytes of delete-copy tasks (any state)
- *   object_count   = number of live copies + Σ releaseObjects of those tasks
+ *   used_bytes     = Σ size of live and bad copies + Σ releaseBytes of delete-copy tasks (any state)
+ *   object_count   = number of live and bad copies + Σ releaseObjects of those tasks
+ * (a bad copy's bytes may still exist: it stays counted until the delete-copy task that retires it ran)
  *   reserved_bytes = Σ size of pending copies + Σ reserved_bytes of its multipart uploads
  * and for every bucket: its counters (folded + unfolded deltas) = count and Σ size of its live versions.
  * Call {@link assertLedger} at the end of every integration test file, beside {@link assertNoStrayBytes}.
@@ -21,9 +22,9 @@ export async function assertLedger(db: Queryable, label = 'ledger'): Promise<voi
     want_reserved: number;
   }>(
     `SELECT b.name, b.used_bytes, b.object_count, b.reserved_bytes,
-       (coalesce((SELECT sum(size) FROM object_copies c WHERE c.backend = b.name AND c.state = 'live'), 0)
+       (coalesce((SELECT sum(size) FROM object_copies c WHERE c.backend = b.name AND c.state IN ('live', 'bad')), 0)
         + coalesce((SELECT sum((payload->>'releaseBytes')::int8) FROM tasks t WHERE t.kind = 'delete-copy' AND t.payload->>'backend' = b.name), 0))::int8 AS want_used,
-       (coalesce((SELECT count(*) FROM object_copies c WHERE c.backend = b.name AND c.state = 'live'), 0)
+       (coalesce((SELECT count(*) FROM object_copies c WHERE c.backend = b.name AND c.state IN ('live', 'bad')), 0)
         + coalesce((SELECT sum((payload->>'releaseObjects')::int8) FROM tasks t WHERE t.kind = 'delete-copy' AND t.payload->>'backend' = b.name), 0))::int8 AS want_objects,
        (coalesce((SELECT sum(size) FROM object_copies c WHERE c.backend = b.name AND c.state = 'pending'), 0)
         + coalesce((SELECT sum(reserved_bytes) FROM multipart_uploads u WHERE u.backend = b.name), 0))::int8 AS want_reserved
