@@ -55,30 +55,44 @@ export async function readVersion(q: Queryable, versionId: string): Promise<Obje
 }
 
 /**
- * Abandons a staged write. Only a PENDING version is dropped (its reservation becomes used bytes, released
- * by the delete-copy task queued for its key); a version that is live is left alone — its commit did
- * happen. When the version is gone (the janitor took the write for abandoned while it was still
+ * Abandons a staged write. Only a PENDING version is dropped (each copy's reservation becomes used bytes,
+ * released by the delete-copy task queued for its key); a version that is live is left alone — its commit
+ * did happen. When the version is gone (the janitor took the write for abandoned while it was still
  * streaming), the bytes this writer stored may have landed after the janitor's deletion ran, so one more
- * deletion of the key is queued that releases nothing (the janitor's task carries the counters).
+ * deletion of each key is queued that releases nothing (the janitor's tasks carry the counters).
  * Returns what it found.
  */
 export async function abandonStaged(
   db: Db,
-  staged: Pick<StagedCopy, 'versionId' | 'backend' | 'physicalKey'>,
+  versionId: string,
+  copies: readonly Pick<StagedCopy, 'backend' | 'physicalKey'>[],
   reason: string,
 ): Promise<'dropped' | 'live' | 'late'> {
   return db.tx(async (q) => {
-    const dropped = await run(q, cq.dropPending(staged.versionId, reason));
+    const dropped = await run(q, cq.dropPending(versionId, reason));
     if (dropped.rowCount > 0) return 'dropped';
-    if ((await versionState(q, staged.versionId)) === 'live') return 'live';
-    await run(q, cq.queueUncountedDelete(staged.backend, staged.physicalKey, `${reason}-late-bytes`, 0));
+    if ((await versionState(q, versionId)) === 'live') return 'live';
+    for (const c of copies) await run(q, cq.queueUncountedDelete(c.backend, c.physicalKey, `${reason}-late-bytes`, 0));
     return 'late';
   });
+}
+
+/**
+ * Stages one more copy of a version still being written, on `backend` (reservation + pending copy in one
+ * statement); false when the backend has no room or the version is no longer pending.
+ */
+export async function stageExtraCopy(q: Queryable, c: Omit<StagedCopy, 'bucket' | 'key'>): Promise<boolean> {
+  return (await run(q, cq.stageExtraCopy(c))).rowCount > 0;
 }
 
 /** Drops the pending copies of a version on `backends` (failed destinations), queueing their deletion. */
 export async function dropPendingCopies(q: Queryable, versionId: string, backends: readonly string[], reason: string): Promise<void> {
   if (backends.length > 0) await run(q, cq.dropPendingCopies(versionId, backends, reason));
+}
+
+/** The replica count wanted for `bucket` (its own, else `fallback`); undefined for an unknown bucket. */
+export async function bucketReplicas(q: Queryable, bucket: string, fallback: number): Promise<number | undefined> {
+  return (await run<{ replicas: number }>(q, cq.bucketReplicas(bucket, fallback))).rows[0]?.replicas;
 }
 
 /** Drops a pending version inside an open transaction (the janitor drops many in one). */

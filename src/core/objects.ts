@@ -9,7 +9,8 @@ import { rowToCopy, rowToVersion } from './rows.js';
 import { lockKeys, retireLive } from './copies.js';
 import { listObjects } from './list.js';
 import { openVersion, type ReadableCopy } from './read.js';
-import { ReplayableSource, bodyEnded } from './replay.js';
+import { bodyEnded } from './replay.js';
+import { FanOut } from './fanout.js';
 import type {
   CopyLocation,
   CopyObjectInput,
@@ -127,8 +128,8 @@ export class CoreObjectStore implements ObjectStore {
     stallMs = DEFAULT_STALL_MS,
   ): Promise<Readable> {
     const all = copies ?? (await this.#copies(version.versionId));
-    // Copies on backends that live health reports unavailable are tried last (still tried: health may lag).
-    const order = this.#backends.availableFirst(all.map((c) => c.backend));
+    // Breaker closed first, then read_priority, then latency; copies on open backends are still tried last.
+    const order = this.#backends.readOrder(all.map((c) => c.backend));
     const sorted = [...all].sort((a, b) => order.indexOf(a.backend) - order.indexOf(b.backend));
     const readable: ReadableCopy[] = sorted.map((copy) => ({
       describe: { backend: copy.backend, physicalKey: copy.physicalKey },
@@ -154,7 +155,8 @@ export class CoreObjectStore implements ObjectStore {
     await this.requireBucket(input.bucket);
     // Fail fast before reading the body; the check is repeated under the key lock at commit.
     if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
-    const source = new ReplayableSource(input.body, REPLAY_LIMIT);
+    const fan = new FanOut(input.body, REPLAY_LIMIT);
+    let ended: Promise<void> | undefined;
     return writeVersion(this.#deps, {
       bucket: input.bucket,
       key: input.key,
@@ -162,13 +164,21 @@ export class CoreObjectStore implements ObjectStore {
       ...(input.conditions ? { conditions: input.conditions } : {}),
       meta: { ...input.headers, userMeta: input.userMeta },
       produce: async (backend, pkey, meta, lost) => {
-        await backend.put(pkey, source.attempt(), input.size, meta, anySignal(input.signal, lost));
-        await bodyEnded(input.body);
+        const body = fan.branch();
+        try {
+          await backend.put(pkey, body, input.size, meta, anySignal(input.signal, lost));
+        } catch (err) {
+          body.destroy(); // leave the fan-out: the other destinations go on without it
+          throw err;
+        }
+        // The first destination to finish has taken every byte from the body: only now is it verified.
+        ended ??= bodyEnded(input.body);
+        await ended;
       },
       retryable: (err) =>
         err instanceof BackendError &&
         err.kind !== 'Aborted' &&
-        source.replayable &&
+        fan.replayable &&
         !input.signal?.aborted,
       finalize: () => {
         const d = input.digests();

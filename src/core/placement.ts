@@ -10,7 +10,9 @@ export type PlacementStrategy = 'pack' | 'spread';
  *
  * - pack: configuration order (fill the first backend, then the next).
  * - spread: lowest (used + reserved) / quota first; an unlimited backend counts as ratio 0 and ties go
- *   to the one holding fewer bytes, then configuration order.
+ *   to the one holding fewer bytes, then configuration order. Both figures are divided by the backend's
+ *   weight (`backends.weight`, default 1), so a weight-2 backend is filled to twice the share.
+ * A backend of weight 0 takes no new copies under either strategy.
  */
 export function rankBackends(
   rows: readonly BackendRow[],
@@ -26,22 +28,32 @@ export function rankBackends(
     return r.quota_bytes === 0 || r.used_bytes + r.reserved_bytes + size <= r.quota_bytes;
   });
   if (strategy === 'pack') return eligible;
-  const ratio = (r: BackendRow) => (r.quota_bytes === 0 ? 0 : (r.used_bytes + r.reserved_bytes) / r.quota_bytes);
+  // A backend's weight scales its share: fill ratio and bytes held are compared per unit of weight.
+  const ratio = (r: BackendRow) => (r.quota_bytes === 0 ? 0 : (r.used_bytes + r.reserved_bytes) / r.quota_bytes) / weightOf(r);
+  const held = (r: BackendRow) => (r.used_bytes + r.reserved_bytes) / weightOf(r);
   const pos = new Map(configuredOrder.map((n, i) => [n, i]));
   return [...eligible].sort((a, b) => {
     const ra = byName.get(a)!;
     const rb = byName.get(b)!;
     return (
       ratio(ra) - ratio(rb) ||
-      ra.used_bytes + ra.reserved_bytes - (rb.used_bytes + rb.reserved_bytes) ||
+      held(ra) - held(rb) ||
       pos.get(a)! - pos.get(b)!
     );
   });
 }
 
-/** Only an active backend takes new copies (read_only, draining and removed ones do not). */
+/**
+ * Only an active backend with a weight above 0 takes new copies (read_only, draining and removed ones, and
+ * weight 0, do not).
+ */
 function writable(r: BackendRow): boolean {
-  return r.state === undefined || r.state === 'active';
+  return (r.state === undefined || r.state === 'active') && weightOf(r) > 0;
+}
+
+/** `backends.weight` (schema 6); 1 for rows read without it. */
+function weightOf(r: BackendRow): number {
+  return r.weight ?? 1;
 }
 
 /** Room left on a backend; Infinity when it has no quota. */
@@ -70,4 +82,24 @@ export function rankForMultipart(rows: readonly BackendRow[], configuredOrder: r
       if (fa !== fb) return fa === Infinity ? -1 : fb === Infinity ? 1 : fb - fa;
       return pos.get(a)! - pos.get(b)!;
     });
+}
+
+/**
+ * The next backend to try for one more copy of a version: the first of `ranked` not yet tried whose zone
+ * no chosen copy has (a backend without a zone is its own zone), else the first not yet tried at all —
+ * copies go to distinct zones when they can, and to distinct backends always.
+ */
+export function nextTarget(
+  ranked: readonly string[],
+  tried: ReadonlySet<string>,
+  chosenZones: ReadonlySet<string>,
+  zoneOf: (name: string) => string | undefined,
+): string | undefined {
+  const open = ranked.filter((n) => !tried.has(n));
+  return open.find((n) => !chosenZones.has(zoneKey(n, zoneOf(n)))) ?? open[0];
+}
+
+/** The zone a copy on `name` occupies for {@link nextTarget}. */
+export function zoneKey(name: string, zone: string | undefined | null): string {
+  return zone ?? `backend:${name}`;
 }

@@ -7,10 +7,20 @@ import * as oq from '../meta/queries/objects.js';
 import type { Logger } from '../log.js';
 import type { BackendRegistry } from './backends.js';
 import { checkWriteConditions } from './conditions.js';
-import { abandonStaged, publishStaged, readVersion, retireLive, stageCopy, type StagedCopy } from './copies.js';
+import {
+  abandonStaged,
+  bucketReplicas,
+  dropPendingCopies,
+  publishStaged,
+  readVersion,
+  retireLive,
+  stageCopy,
+  stageExtraCopy,
+  type StagedCopy,
+} from './copies.js';
 import { CoreError } from './errors.js';
-import type { Clock } from './tasks.js';
-import { rankBackends, type PlacementStrategy } from './placement.js';
+import { enqueueTask, type Clock } from './tasks.js';
+import { nextTarget, rankBackends, zoneKey, type PlacementStrategy } from './placement.js';
 import { rowToVersion, type VersionFields } from './rows.js';
 import type { ObjectVersion, WriteConditions } from './types.js';
 
@@ -25,6 +35,10 @@ export interface WriteDeps {
   heartbeatMs: number;
   /** A write or completion whose heartbeat is older than this is taken for abandoned (`workers.stale_write_timeout`). */
   staleMs: number;
+  /** `placement.replicas`: copies a version of a bucket without its own count wants (default 1). */
+  replicas?: number;
+  /** `placement.write_quorum`: copies that must be stored before a write is acknowledged (default: all). */
+  writeQuorum?: number;
   /** The clock leases and heartbeats are judged by (tests move it). */
   clock?: Clock;
   log: Logger;
@@ -56,99 +70,214 @@ export interface WriteRequest {
   finalize(): VersionFields;
 }
 
+/** A version being written: its pending row, and the backends holding its pending copies. */
+interface Staged {
+  versionId: string;
+  bucket: string;
+  key: string;
+  size: number;
+  physicalKey: string;
+  /** Backends of the copies staged at the start, in the order chosen. */
+  copies: string[];
+  /** Every backend a copy was staged on (the first ones and replacements), for abort. */
+  tried: Set<string>;
+  /** Candidates for replacements, best first. */
+  ranked: string[];
+  zoneOf: (name: string) => string | undefined;
+  replicas: number;
+  quorum: number;
+}
+
 /**
- * The write state machine: stage (pending row + reservation) → produce bytes → commit (publish, retire
- * the previous version into the task queue) — or abort (drop the pending row, queue the partial bytes
- * for deletion). An acknowledged write is committed; an unacknowledged one leaves nothing live.
+ * The write state machine: stage (pending row + one reservation per copy) → produce the bytes on every
+ * chosen backend at once → commit (publish, retire the previous version into the task queue) — or abort
+ * (drop the pending row, queue the partial bytes for deletion). An acknowledged write is committed; an
+ * unacknowledged one leaves nothing live.
+ *
+ * Replication: a version wants `replicas` copies on distinct backends (distinct zones when it can); the
+ * write is acknowledged once `quorum` of them are durable. A destination that fails is dropped while the
+ * others go on; while the body can still be replayed from its first byte (see FanOut / ReplayableSource),
+ * it is replaced by the next eligible backend. Copies that failed or were never made are dropped in the
+ * publishing transaction, which also queues a `repair-version` task to make them later.
  *
  * Fencing: the janitor may take a write whose heartbeat went stale for abandoned. The writer notices at
  * its next heartbeat (the pending row is gone) and stops producing; its commit cannot publish a row that is
- * no longer pending; and its abort queues one more deletion of its key for bytes that may have landed
+ * no longer pending; and its abort queues one more deletion of its keys for bytes that may have landed
  * after the janitor's deletion ran.
  */
 export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<ObjectVersion> {
-  const tried = new Set<string>();
-  for (;;) {
-    const staged = await stage(deps, req, tried);
-    tried.add(staged.backend);
-    const backend = deps.backends.get(staged.backend)!;
-    const meta: PhysicalMeta = { ...req.meta, bucket: req.bucket, key: req.key, versionId: staged.versionId };
-    const lost = new AbortController();
-    const beat = setInterval(() => {
-      run(deps.db, oq.heartbeat(staged.versionId)).then(
-        (r) => {
-          if (r.rowCount === 0 && !lost.signal.aborted) {
-            deps.log.error('write was taken for abandoned while streaming; stopping it', { versionId: staged.versionId });
-            lost.abort(new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit'));
-          }
-        },
-        (err: unknown) => deps.log.warn('heartbeat failed', { versionId: staged.versionId, err }),
-      );
-    }, deps.heartbeatMs);
-    beat.unref();
-    try {
-      await req.produce(backend, staged.physicalKey, meta, lost.signal);
-      if (lost.signal.aborted) throw lost.signal.reason;
-      const fields = req.finalize();
-      return await commit(deps, staged, fields, req.conditions);
-    } catch (err) {
-      const outcome = await abandonStaged(deps.db, staged, 'abort').catch((abortErr: unknown) => {
-        // The janitor aborts the pending row once its heartbeat is stale; nothing is lost.
-        deps.log.error('abort of failed write did not commit', { versionId: staged.versionId, err: abortErr });
-        return 'unknown' as const;
-      });
-      if (outcome === 'live') {
-        // The commit did happen (its reply was lost): the write is acknowledged with what was published.
-        const v = await readVersion(deps.db, staged.versionId).catch(() => undefined);
-        if (v) return v;
+  const staged = await stage(deps, req);
+  const meta: PhysicalMeta = { ...req.meta, bucket: req.bucket, key: req.key, versionId: staged.versionId };
+  const lost = new AbortController();
+  const beat = setInterval(() => {
+    run(deps.db, oq.heartbeat(staged.versionId)).then(
+      (r) => {
+        if (r.rowCount === 0 && !lost.signal.aborted) {
+          deps.log.error('write was taken for abandoned while streaming; stopping it', { versionId: staged.versionId });
+          lost.abort(new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit'));
+        }
+      },
+      (err: unknown) => deps.log.warn('heartbeat failed', { versionId: staged.versionId, err }),
+    );
+  }, deps.heartbeatMs);
+  beat.unref();
+  const failed: string[] = [];
+  const errors: unknown[] = [];
+  /** Produces one copy, moving to a replacement backend while the body can be replayed; the backend that holds it. */
+  const slot = async (first: string): Promise<string | undefined> => {
+    let name: string | undefined = first;
+    while (name !== undefined) {
+      try {
+        await req.produce(deps.backends.get(name)!, staged.physicalKey, meta, lost.signal);
+        if (lost.signal.aborted) throw lost.signal.reason;
+        return name;
+      } catch (err) {
+        failed.push(name);
+        errors.push(err);
+        if (lost.signal.aborted || !req.retryable(err)) return undefined;
+        const next = await stageReplacement(deps, staged, failed);
+        if (next) deps.log.warn('backend failed before the write was acknowledged; trying the next one', { backend: name, next, err });
+        name = next;
       }
-      if (outcome === 'unknown' && !(err instanceof CoreError)) {
-        throw new CoreError('ServiceUnavailable', 'the outcome of the write could not be confirmed; retry it', { cause: err });
-      }
-      if (outcome === 'dropped' && req.retryable(err) && deps.backends.names.some((n) => !tried.has(n))) {
-        deps.log.warn('backend failed before the write was acknowledged; trying the next one', {
-          backend: staged.backend,
-          err,
-        });
-        continue;
-      }
-      throw fromBackendError(err);
-    } finally {
-      clearInterval(beat);
     }
+    return undefined;
+  };
+  try {
+    const done = (await Promise.all(staged.copies.map(slot))).filter((n): n is string => n !== undefined);
+    if (lost.signal.aborted) throw lost.signal.reason;
+    if (done.length < staged.quorum) {
+      if (done.length === 0) throw errors[0];
+      throw new CoreError(
+        'ServiceUnavailable',
+        `only ${done.length} of the ${staged.quorum} copies the write needs could be stored`,
+        { cause: errors[0] },
+      );
+    }
+    const fields = req.finalize();
+    return await commit(deps, staged, fields, req.conditions, failed, done.length);
+  } catch (err) {
+    const copies = [...staged.tried].map((backend) => ({ backend, physicalKey: staged.physicalKey }));
+    const outcome = await abandonStaged(deps.db, staged.versionId, copies, 'abort').catch((abortErr: unknown) => {
+      // The janitor aborts the pending row once its heartbeat is stale; nothing is lost.
+      deps.log.error('abort of failed write did not commit', { versionId: staged.versionId, err: abortErr });
+      return 'unknown' as const;
+    });
+    if (outcome === 'live') {
+      // The commit did happen (its reply was lost): the write is acknowledged with what was published.
+      const v = await readVersion(deps.db, staged.versionId).catch(() => undefined);
+      if (v) return v;
+    }
+    if (outcome === 'unknown' && !(err instanceof CoreError)) {
+      throw new CoreError('ServiceUnavailable', 'the outcome of the write could not be confirmed; retry it', { cause: err });
+    }
+    throw fromBackendError(err);
+  } finally {
+    clearInterval(beat);
   }
 }
 
 /**
- * Reserves quota on the best backend with room and inserts the pending version, one statement per
- * candidate. The ranking reads backend counters that may be a moment old; the reservation itself is atomic
- * and re-checks the quota, so a stale ranking can only cost a retry on the next candidate, never overshoot.
+ * Chooses the backends of a new version and reserves quota on each: the pending version and its pending
+ * copies. One statement when the bucket wants one copy; otherwise one transaction that stages the copies
+ * one backend at a time (distinct backends, distinct zones first) and gives up — 507, nothing written —
+ * when fewer than the write quorum have room. The ranking reads counters that may be a moment old; each
+ * reservation is atomic and re-checks the quota, so a stale ranking costs a retry, never an overshoot.
  */
-async function stage(deps: WriteDeps, req: WriteRequest, exclude: ReadonlySet<string>): Promise<StagedWrite> {
+async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
   const versionId = newVersionId();
   const pkey = physicalKey(req.bucket, req.key, versionId);
-  const { rows } = await run<bq.BackendRow>(deps.db, bq.selectBackends());
-  let ranked = deps.backends.availableFirst(rankBackends(rows, deps.backends.names, deps.strategy, req.size, exclude));
+  const [{ rows }, wanted] = await Promise.all([
+    run<bq.BackendRow>(deps.db, bq.selectBackends()),
+    bucketReplicas(deps.db, req.bucket, deps.replicas ?? 1),
+  ]);
+  const replicas = wanted ?? deps.replicas ?? 1;
+  const quorum = Math.min(deps.writeQuorum ?? replicas, replicas);
+  let ranked = deps.backends.availableFirst(rankBackends(rows, deps.backends.names, deps.strategy, req.size));
   if (req.prefer?.length) {
     const preferred = ranked.filter((n) => req.prefer!.includes(n));
     ranked = [...preferred, ...ranked.filter((n) => !req.prefer!.includes(n))];
   }
-  for (const name of ranked) {
-    const staged = { versionId, bucket: req.bucket, key: req.key, size: req.size, backend: name, physicalKey: pkey };
-    if (await stageCopy(deps.db, staged)) return staged;
+  const zones = new Map(rows.map((r) => [r.name, r.zone ?? undefined]));
+  const staged: Staged = {
+    versionId,
+    bucket: req.bucket,
+    key: req.key,
+    size: req.size,
+    physicalKey: pkey,
+    copies: [],
+    tried: new Set(),
+    ranked,
+    zoneOf: (n) => zones.get(n),
+    replicas,
+    quorum,
+  };
+  const first = { versionId, bucket: req.bucket, key: req.key, size: req.size, physicalKey: pkey };
+  if (replicas === 1) {
+    for (const backend of ranked) {
+      if (await stageCopy(deps.db, { ...first, backend })) {
+        staged.copies.push(backend);
+        staged.tried.add(backend);
+        return staged;
+      }
+    }
+    throw new CoreError('InsufficientStorage', `no backend has room for ${req.size} bytes`);
   }
-  throw new CoreError(
-    exclude.size ? 'ServiceUnavailable' : 'InsufficientStorage',
-    exclude.size ? 'every backend with room failed' : `no backend has room for ${req.size} bytes`,
-  );
+  await deps.db.tx(async (q) => {
+    const tried = new Set<string>();
+    const chosenZones = new Set<string>();
+    while (staged.copies.length < replicas) {
+      const backend = nextTarget(ranked, tried, chosenZones, staged.zoneOf);
+      if (backend === undefined) break;
+      tried.add(backend);
+      const ok =
+        staged.copies.length === 0
+          ? await stageCopy(q, { ...first, backend })
+          : await stageExtraCopy(q, { versionId, size: req.size, physicalKey: pkey, backend });
+      if (!ok) continue;
+      staged.copies.push(backend);
+      chosenZones.add(zoneKey(backend, staged.zoneOf(backend)));
+    }
+    if (staged.copies.length < quorum) {
+      throw new CoreError(
+        'InsufficientStorage',
+        `${staged.copies.length === 0 ? 'no backend has' : `only ${staged.copies.length} backends have`} room for ${req.size} bytes; ` +
+          `the write needs ${quorum} cop${quorum === 1 ? 'y' : 'ies'} on distinct backends`,
+      );
+    }
+  });
+  for (const c of staged.copies) staged.tried.add(c);
+  return staged;
 }
 
-/** Publishes a staged write, retiring the key's previous live version (the outbox) in the same transaction. */
+/**
+ * Stages a copy on the next eligible backend, replacing a destination that failed while the body can
+ * still be replayed; undefined when no backend is left that has room.
+ */
+async function stageReplacement(deps: WriteDeps, staged: Staged, failed: readonly string[]): Promise<string | undefined> {
+  const chosenZones = new Set(
+    [...staged.tried].filter((n) => !failed.includes(n)).map((n) => zoneKey(n, staged.zoneOf(n))),
+  );
+  for (;;) {
+    const backend = nextTarget(staged.ranked, staged.tried, chosenZones, staged.zoneOf);
+    if (backend === undefined) return undefined;
+    staged.tried.add(backend);
+    const c = { versionId: staged.versionId, size: staged.size, physicalKey: staged.physicalKey, backend };
+    if (await stageExtraCopy(deps.db, c)) return backend;
+  }
+}
+
+/**
+ * Publishes a staged write in one transaction: retires the key's previous live version (the outbox), drops
+ * the copies that failed, publishes the version and its stored copies, and — when fewer copies than the
+ * bucket wants were stored — queues the repair that makes the missing ones.
+ */
 async function commit(
   deps: WriteDeps,
-  staged: StagedWrite,
+  staged: Staged,
   fields: VersionFields,
   conditions: WriteConditions | undefined,
+  failed: readonly string[],
+  stored: number,
 ): Promise<ObjectVersion> {
   return deps.db.tx(async (q) => {
     await run(q, oq.lockKey(staged.bucket, staged.key));
@@ -157,14 +286,21 @@ async function commit(
       checkWriteConditions(live.rows[0] ? rowToVersion(live.rows[0]) : undefined, conditions);
     }
     await retireLive(q, staged.bucket, [staged.key], 'overwrite', deps.cleanupDelayMs);
+    await dropPendingCopies(q, staged.versionId, failed, 'abort');
     const published = await publishStaged(q, staged.versionId, fields);
     if (!published) {
       // The janitor took the write for abandoned (its heartbeat went stale) and queued its bytes for deletion.
       throw new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit');
     }
+    if (stored < staged.replicas) {
+      await enqueueTask(q, REPAIR_KIND, { versionId: staged.versionId, reason: 'write-quorum' }, { singletonKey: `repair:${staged.versionId}` }, deps.clock);
+    }
     return published;
   });
 }
+
+/** The task kind that brings a version back to its bucket's replica count (core/replicate.ts). */
+const REPAIR_KIND = 'repair-version';
 
 /**
  * Maps a backend failure to a domain error: a write the caller aborted (client gone, body cut short or

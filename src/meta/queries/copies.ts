@@ -205,20 +205,28 @@ export function foldBucketDeltas(limit: number): Sql {
 }
 
 /**
- * Drops the PENDING copies of a version on `backends` (destinations that failed while the version is
- * written, or a copy whose copy-version task died): each reservation becomes used bytes, released by the
- * delete-copy task queued for its key (the bytes may have landed).
+ * One more pending copy of a version that is still being written (replication: a second destination, or
+ * one replacing a destination that failed early): reserves `size` bytes on `backend` when it is active and
+ * has room, and inserts the pending copy, in ONE statement. No row when the backend has no room or the
+ * version is no longer pending.
  */
-export function dropPendingCopies(versionId: string, backends: readonly string[], reason: string): Sql {
+export function stageExtraCopy(c: { versionId: string; backend: string; size: number; physicalKey: string }): Sql {
   return {
-    text: `WITH c AS (DELETE FROM object_copies WHERE version_id = $1 AND backend = ANY($2::text[]) AND state = 'pending'
-                      RETURNING backend, physical_key, size),
-                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.size, used_bytes = backends.used_bytes + x.size
-                      FROM (SELECT backend, sum(size) AS size FROM c GROUP BY backend) x WHERE backends.name = x.backend RETURNING 1),
-                t AS (INSERT INTO tasks (kind, payload) SELECT 'delete-copy', ${deletePayload('size', '0', '$3')} FROM c RETURNING 1)
+    text: `WITH v AS (SELECT version_id FROM object_versions WHERE version_id = $1 AND state = 'pending'),
+                r AS (UPDATE backends SET reserved_bytes = reserved_bytes + $3
+                      WHERE name = $2 AND state = 'active' AND EXISTS (SELECT 1 FROM v)
+                        AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $3 <= quota_bytes)
+                      RETURNING name),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT $1, name, $4, $3, 'pending' FROM r RETURNING backend)
            SELECT backend FROM c`,
-    values: [versionId, backends, reason],
+    values: [c.versionId, c.backend, c.size, c.physicalKey],
   };
+}
+
+/** The replica count wanted for a bucket's versions (its own, else `fallback`); no row for an unknown bucket. */
+export function bucketReplicas(bucket: string, fallback: number): Sql {
+  return { text: `SELECT coalesce(replicas, $2)::int AS replicas FROM buckets WHERE name = $1`, values: [bucket, fallback] };
 }
 
 // ---- Replication: copies added to, and retired from, a live version (repair, moves, scrub). ----
@@ -272,6 +280,23 @@ export function retireCopies(versionId: string, backends: readonly string[], rea
                       SELECT 'delete-copy', ${deletePayload('size', '1', '$3')}, ${DELAY(4)} FROM c RETURNING 1)
            SELECT backend, physical_key, size, (SELECT count(*) FROM t)::int8 AS jobs FROM c`,
     values: [versionId, backends, reason, delayMs],
+  };
+}
+
+/**
+ * Drops the PENDING copies of a version on `backends` (destinations that failed while the version is
+ * written, or a copy whose copy-version task died): each reservation becomes used bytes, released by the
+ * delete-copy task queued for its key (the bytes may have landed).
+ */
+export function dropPendingCopies(versionId: string, backends: readonly string[], reason: string): Sql {
+  return {
+    text: `WITH c AS (DELETE FROM object_copies WHERE version_id = $1 AND backend = ANY($2::text[]) AND state = 'pending'
+                      RETURNING backend, physical_key, size),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.size, used_bytes = backends.used_bytes + x.size
+                      FROM (SELECT backend, sum(size) AS size FROM c GROUP BY backend) x WHERE backends.name = x.backend RETURNING 1),
+                t AS (INSERT INTO tasks (kind, payload) SELECT 'delete-copy', ${deletePayload('size', '0', '$3')} FROM c RETURNING 1)
+           SELECT backend FROM c`,
+    values: [versionId, backends, reason],
   };
 }
 
