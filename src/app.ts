@@ -10,6 +10,7 @@ import { BackendRegistry } from './core/backends.js';
 import { ChangeBus } from './core/changes.js';
 import { expectFsIdentities, recordFsIdentities, startFsSweeps } from './core/fs-upkeep.js';
 import { HealthTracker, startHealthProbes, type HealthOptions } from './core/health.js';
+import { DegradedReader } from './core/degraded.js';
 import { CoreObjectStore } from './core/objects.js';
 import { DbTenantDirectory, ensureDemoTenant, syncTenants } from './core/tenants.js';
 import { CoreMultipartStore } from './core/multipart.js';
@@ -18,6 +19,7 @@ import { listBackendRecords, listBucketRecords, syncConfigBackends } from './cor
 import { taskCounts, type Clock } from './core/tasks.js';
 import { createLogger, type Logger } from './log.js';
 import type { Db } from './meta/db.js';
+import { withBreaker, type BreakerDb, type BreakerOptions } from './meta/breaker.js';
 import { openDatabase } from './meta/open.js';
 import { formatHostPort, probeListen } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -32,6 +34,8 @@ export interface Orchestrator {
   readonly s3Port: number;
   readonly adminPort: number;
   readonly db: Db;
+  /** The metadata database breaker (`db` goes through it). */
+  readonly dbBreaker: BreakerDb;
   readonly store: CoreObjectStore;
   readonly backends: BackendRegistry;
   readonly metrics: Metrics;
@@ -67,6 +71,8 @@ export interface StartOptions {
   progress?: (step: string) => void;
   /** Health tuning (thresholds, probe intervals); tests shorten the probe intervals. */
   health?: Omit<HealthOptions, 'now'> & { probeTickMs?: number };
+  /** Database breaker tuning (tests shorten it; meta/breaker.ts has the defaults). */
+  dbBreaker?: Omit<BreakerOptions, 'log' | 'onChange'>;
 }
 
 /** How often unhealthy or idle backends are probed, and leftover sweeps run. */
@@ -88,7 +94,20 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   const metrics = createMetrics();
   const instanceId = randomUUID();
   progress(config.database.url ? 'connecting to PostgreSQL and migrating the schema' : `opening the embedded database in ${config.database.path}`);
-  const { db, schemaVersion } = await openDatabase(config.database, { log, zeroConfig: config.demo });
+  const opened = await openDatabase(config.database, { log, zeroConfig: config.demo });
+  const schemaVersion = opened.schemaVersion;
+  // Every user of the database goes through the breaker: while PostgreSQL is unreachable, statements fail
+  // at once (503) instead of queueing behind the pool, and GET/HEAD are answered from the backends.
+  const dbBreaker = withBreaker(opened.db, {
+    ...opts.dbBreaker,
+    log,
+    onChange: (state) => {
+      metrics.dbBreakerState.set({ state: 'open' }, state === 'open' ? 1 : 0);
+      metrics.dbBreakerState.set({ state: 'closed' }, state === 'closed' ? 1 : 0);
+      metrics.dbBreakerTransitions.inc({ to: state });
+    },
+  });
+  const db = dbBreaker.db;
   const changes = new ChangeBus(db, { log: log.child({ component: 'changes' }) });
   // What is running, for the ordered stop below (a failed start stops what it had started).
   let s3: S3Server | undefined;
@@ -156,7 +175,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       ...(opts.clock ? { clock: opts.clock } : {}),
       log,
     };
-    const store = new CoreObjectStore(writeDeps, tenants);
+    const store = new CoreObjectStore(writeDeps, tenants, new DegradedReader({ backends: registry, log, metrics }));
     const multipart = new CoreMultipartStore(writeDeps, store);
     progress('starting the S3 and admin listeners');
     s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
@@ -221,6 +240,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       s3Address: formatHostPort(s3Cfg.host, s3Port),
       adminAddress: formatHostPort(adminCfg.host, adminPort),
       db,
+      dbBreaker,
       store,
       backends: registry,
       metrics,

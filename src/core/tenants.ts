@@ -3,7 +3,7 @@ import type { BucketConfig } from '../config/types.js';
 import type { Db } from '../meta/db.js';
 import * as tq from '../meta/queries/tenants.js';
 import type { CorsRule } from './cors.js';
-import { CoreError } from './errors.js';
+import { CoreError, isDbUnavailable } from './errors.js';
 import type { BucketInfo, Credential, TenantDirectory } from './types.js';
 import { run } from '../meta/run.js';
 
@@ -24,6 +24,8 @@ export class DbTenantDirectory implements TenantDirectory {
   readonly #db: Db;
   readonly #creds = new Map<string, { at: number; value: Credential | undefined }>();
   readonly #buckets = new Map<string, { at: number; value: BucketInfo | undefined }>();
+  /** The last value read from the database per `c:<access key id>` / `b:<bucket>` (see #orLastKnown). */
+  readonly #lastKnown = new Map<string, Credential | BucketInfo | undefined>();
 
   constructor(db: Db) {
     this.#db = db;
@@ -32,9 +34,11 @@ export class DbTenantDirectory implements TenantDirectory {
   async lookupCredential(accessKeyId: string): Promise<Credential | undefined> {
     const hit = this.#creds.get(accessKeyId);
     if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.value;
-    const { rows } = await run<CredentialRow>(this.#db, tq.selectCredential(accessKeyId));
-    const r = rows[0];
-    const value = r ? { accessKeyId: r.access_key_id, secretAccessKey: r.secret_access_key, buckets: r.buckets } : undefined;
+    const value = await this.#orLastKnown(`c:${accessKeyId}`, async () => {
+      const { rows } = await run<CredentialRow>(this.#db, tq.selectCredential(accessKeyId));
+      const r = rows[0];
+      return r ? { accessKeyId: r.access_key_id, secretAccessKey: r.secret_access_key, buckets: r.buckets } : undefined;
+    });
     this.#remember(this.#creds, accessKeyId, value);
     return value;
   }
@@ -42,7 +46,7 @@ export class DbTenantDirectory implements TenantDirectory {
   async getBucket(name: string): Promise<BucketInfo | undefined> {
     const hit = this.#buckets.get(name);
     if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.value;
-    const [value] = await this.listBuckets([name]);
+    const value = await this.#orLastKnown(`b:${name}`, async () => (await this.listBuckets([name]))[0]);
     this.#remember(this.#buckets, name, value);
     return value;
   }
@@ -61,6 +65,23 @@ export class DbTenantDirectory implements TenantDirectory {
   #remember<V>(map: Map<string, { at: number; value: V }>, key: string, value: V): void {
     if (map.size > 10_000) map.clear();
     map.set(key, { at: Date.now(), value });
+  }
+
+  /**
+   * Loads `id` from the database and keeps the value as the last known one; while the database is
+   * unreachable, answers the last known value instead (SigV4 verification and bucket checks of degraded
+   * GET/HEAD, core/degraded.ts). Never cleared by {@link forget}: a value is replaced only by a newer read.
+   */
+  async #orLastKnown<V extends Credential | BucketInfo>(id: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+    try {
+      const value = await load();
+      if (this.#lastKnown.size > 10_000) this.#lastKnown.clear();
+      this.#lastKnown.set(id, value);
+      return value;
+    } catch (err) {
+      if (isDbUnavailable(err) && this.#lastKnown.has(id)) return this.#lastKnown.get(id) as V | undefined;
+      throw err;
+    }
   }
 }
 
