@@ -10,6 +10,8 @@ import type { HealthTracker } from './health.js';
 export class BackendRegistry {
   readonly #byName = new Map<string, Backend>();
   readonly #order: string[] = [];
+  /** `read_priority` per backend (see {@link readOrder}). */
+  readonly #readPriority = new Map<string, number>();
 
   /** Live health of the backends, fed by every call made through this registry (when given). */
   readonly health: HealthTracker | undefined;
@@ -33,9 +35,9 @@ export class BackendRegistry {
   }
 
   /**
-   * `names` reordered so that backends live health reports as available come first (their order kept),
-   * then the unavailable ones: placement still tries those last, so a health record that is wrong can
-   * only cost a retry, never a refused write.
+   * `names` reordered so that backends whose breaker is not open come first (their order kept), then the
+   * open ones: placement still tries those last, so a breaker that is wrong can only cost a retry, never a
+   * refused write.
    */
   availableFirst(names: readonly string[]): string[] {
     const h = this.health;
@@ -58,7 +60,7 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     try {
       const out = await fn();
       end?.({ outcome: 'ok' });
-      health?.recordCall(b.name);
+      health?.recordCall(b.name, undefined, LATENCY_CALLS.has(call) ? performance.now() - started : undefined);
       return out;
     } catch (err) {
       end?.({ outcome: 'error' });
@@ -73,6 +75,39 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
       timed('put', () => b.put(key, body, size, meta, signal)),
     get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', () => b.get(key, range, signal)),
     head: (key: string) => timed('head', () => b.head(key)),
+  /**
+   * Whether the backend may take a new copy now: its breaker is not open (a half-open one takes trial
+   * writes). True without live health.
+   */
+  writable(name: string): boolean {
+    return this.health ? this.health.breakerState(name) !== 'open' : true;
+  }
+
+  /**
+   * Backends holding copies of one version, in the order a read should try them: breaker closed first,
+   * then half-open, then open (still tried: the provider may be back before its breaker knows); within each,
+   * lower `read_priority` first, then the lowest recent latency (a backend not measured yet counts as 0, so
+   * it gets measured); ties keep the given order.
+   */
+  readOrder(backends: readonly string[]): string[] {
+    const h = this.health;
+    const rank = { closed: 0, half_open: 1, open: 2 } as const;
+    const key = (name: string) => ({
+      breaker: h ? rank[h.breakerState(name)] : 0,
+      priority: this.#readPriority.get(name) ?? 0,
+      latency: h?.latency(name) ?? 0,
+    });
+    const keyed = backends.map((name, i) => ({ name, i, ...key(name) }));
+    keyed.sort((a, b) => a.breaker - b.breaker || a.priority - b.priority || a.latency - b.latency || a.i - b.i);
+    return keyed.map((k) => k.name);
+  }
+
+  /** Sets each backend's `read_priority` (from its row); backends not listed count as 0. */
+  setReadPriorities(priorities: Iterable<readonly [string, number]>): void {
+    this.#readPriority.clear();
+    for (const [name, p] of priorities) this.#readPriority.set(name, p);
+  }
+
     delete: (key: string) => timed('delete', () => b.delete(key)),
     copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
     list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
@@ -82,9 +117,16 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     uploadPart: (key: string, uploadId: string, n: number, body: Readable, size: number, signal?: AbortSignal) =>
       timed('upload_part', () => b.uploadPart(key, uploadId, n, body, size, signal)),
     uploadPartCopy: (key: string, uploadId: string, n: number, src: string, range: ByteRange) =>
+/**
+ * Calls whose duration is the provider's answer time (no body to send; a GET resolves at its first byte):
+ * they feed the latency average that orders reads. Uploads and server-side copies grow with the size.
+ */
+const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'check', 'create_multipart', 'abort_multipart']);
+
       timed('upload_part_copy', () => b.uploadPartCopy(key, uploadId, n, src, range)),
     completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], meta?: PhysicalMeta) =>
       timed('complete_multipart', () => b.completeMultipart(key, uploadId, parts, meta)),
+    const started = performance.now();
     abortMultipart: (key: string, uploadId: string) => timed('abort_multipart', () => b.abortMultipart(key, uploadId)),
   };
 }
