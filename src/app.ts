@@ -17,6 +17,7 @@ import { CoreMultipartStore } from './core/multipart.js';
 import type { WriteDeps } from './core/writes.js';
 import { listBackendRecords, listBucketRecords, syncConfigBackends } from './core/fleet.js';
 import { taskCounts, type Clock } from './core/tasks.js';
+import { JobControl } from './core/job-kinds.js';
 import { createLogger, type Logger } from './log.js';
 import type { Db } from './meta/db.js';
 import { withBreaker, type BreakerDb, type BreakerOptions } from './meta/breaker.js';
@@ -218,6 +219,12 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         });
       },
       listBuckets: () => listBucketRecords(db),
+      jobs: new JobControl(db, {
+        strategy: config.placement.strategy,
+        backendOrder: () => config.backends.map((b) => b.name),
+        cleanupDelayMs: config.workers.cleanupDelayMs,
+        wake: () => workers?.wake(),
+      }),
       locate: (bucket, key) => store.locate(bucket, key),
       ready: () => readiness(db, health, () => stopping),
     };

@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { BackendHealth } from '../core/health.js';
+import type { JobControl } from '../core/job-kinds.js';
 import type { CopyLocation, ObjectVersion } from '../core/types.js';
 import type { Logger } from '../log.js';
 
@@ -78,6 +79,8 @@ export interface AdminDeps {
    * instance is not shutting down. A bare boolean is accepted too (true = ready).
    */
   ready(): Promise<Readiness | boolean>;
+  /** Jobs, drains, rebalances and bucket purges (JobService); the service is not served without it. */
+  jobs?: JobControl;
   /** Served on GET /metrics. */
   registry: Registry;
   /** When set, every admin RPC requires `authorization: Bearer <token>`. */

@@ -4,10 +4,12 @@ import net from 'node:net';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { AdminService, file_s3o_admin_v1_admin } from '../../gen/s3o/admin/v1/admin_pb.js';
+import { file_s3o_admin_v1_jobs, JobService } from '../../gen/s3o/admin/v1/jobs_pb.js';
 import { listenError } from '../listen.js';
 import { bearerAuth } from './auth.js';
 import type { AdminDeps } from './deps.js';
 import { registerReflection } from './reflection.js';
+import { JobServiceImpl } from './jobs-service.js';
 import { AdminServiceImpl } from './service.js';
 
 /** Where the admin server listens. Port 0 picks a free port. */
@@ -103,7 +105,8 @@ export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions
   const interceptors: Interceptor[] = deps.token !== undefined ? [bearerAuth(deps.token)] : [];
   const routes = (router: ConnectRouter) => {
     router.service(AdminService, new AdminServiceImpl(deps));
-    registerReflection(router, [file_s3o_admin_v1_admin]);
+    if (deps.jobs) router.service(JobService, new JobServiceImpl(deps.jobs, deps.log));
+    registerReflection(router, [file_s3o_admin_v1_admin, ...(deps.jobs ? [file_s3o_admin_v1_jobs] : [])]);
   };
   const handler = withProbes(deps, connectNodeAdapter({ routes, interceptors }) as NodeHandler);
 
