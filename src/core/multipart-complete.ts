@@ -4,7 +4,7 @@ import { run } from '../meta/run.js';
 import * as mq from '../meta/queries/multipart.js';
 import * as oq from '../meta/queries/objects.js';
 import { checkWriteConditions } from './conditions.js';
-import { dropUpload, publishAssembled, readVersion, retireLive, versionState } from './copies.js';
+import { bucketReplicas, dropUpload, enqueueRepairTask, publishAssembled, readVersion, retireLive, versionState } from './copies.js';
 import { combineCrcBase64 } from './crc-combine.js';
 import { CoreError } from './errors.js';
 import { rowHeaders, rowToVersion } from './rows.js';
@@ -79,6 +79,10 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
       );
       // Rolled back by the sweeper meanwhile (this completer looked dead): its bytes are queued for deletion.
       if (!v) throw new CoreError('NoSuchUpload', input.uploadId);
+      // A multipart upload lives on one backend: the bucket's other copies are made by the repair worker.
+      if (((await bucketReplicas(q, u.bucket, deps.replicas ?? 1)) ?? 1) > 1) {
+        await enqueueRepairTask(q, u.version_id, 'multipart', deps.clock);
+      }
       return v;
     });
   } catch (err) {

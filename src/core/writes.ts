@@ -11,6 +11,7 @@ import {
   abandonStaged,
   bucketReplicas,
   dropPendingCopies,
+  enqueueRepairTask,
   publishStaged,
   readVersion,
   retireLive,
@@ -19,7 +20,7 @@ import {
   type StagedCopy,
 } from './copies.js';
 import { CoreError } from './errors.js';
-import { enqueueTask, type Clock } from './tasks.js';
+import type { Clock } from './tasks.js';
 import { nextTarget, rankBackends, zoneKey, type PlacementStrategy } from './placement.js';
 import { rowToVersion, type VersionFields } from './rows.js';
 import type { ObjectVersion, WriteConditions } from './types.js';
@@ -293,14 +294,11 @@ async function commit(
       throw new CoreError('ServiceUnavailable', 'the write was abandoned before it could commit');
     }
     if (stored < staged.replicas) {
-      await enqueueTask(q, REPAIR_KIND, { versionId: staged.versionId, reason: 'write-quorum' }, { singletonKey: `repair:${staged.versionId}` }, deps.clock);
+      await enqueueRepairTask(q, staged.versionId, 'write-quorum', deps.clock);
     }
     return published;
   });
 }
-
-/** The task kind that brings a version back to its bucket's replica count (core/replicate.ts). */
-const REPAIR_KIND = 'repair-version';
 
 /**
  * Maps a backend failure to a domain error: a write the caller aborted (client gone, body cut short or
