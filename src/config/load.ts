@@ -13,7 +13,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Checker, describe, keyPath, type ConfigProblem, type Env } from './check.js';
 import { DEFAULTS, deepFreeze } from './defaults.js';
-import type { BackendConfig, BucketConfig, Config } from './types.js';
+import type { BackendConfig, BucketConfig, Config, ServerMode } from './types.js';
 
 export type { ConfigProblem } from './check.js';
 
@@ -38,7 +38,7 @@ export function formatProblem(source: string | undefined, p: ConfigProblem): str
 }
 
 const TOP_KEYS = ['server', 'database', 'placement', 'backends', 'buckets', 'workers', 'breaker'] as const;
-const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes', 'zone', ...BACKEND_BREAKER_KEYS];
+const COMMON_BACKEND_KEYS = ['name', 'type', 'quota_bytes', 'zone', 'weight', ...BACKEND_BREAKER_KEYS];
 const S3_BACKEND_KEYS = [
   ...COMMON_BACKEND_KEYS,
   ...S3_TIMEOUT_KEYS,
@@ -103,7 +103,7 @@ export async function loadConfigFile(file: string, env: Env = process.env): Prom
 export function resolveConfig(raw: unknown, source: string | undefined, env: Env = process.env, cwd = process.cwd()): Config {
   const c = new Checker(env);
   const top = raw === null || raw === undefined ? {} : c.mapping(raw, '', TOP_KEYS) ?? {};
-  const server = c.mapping(top.server, 'server', ['s3', 'admin', 'shutdown_timeout']) ?? {};
+  const server = c.mapping(top.server, 'server', ['s3', 'admin', 'shutdown_timeout', 'mode']) ?? {};
   const s3 = c.mapping(server.s3, 'server.s3', ['listen', 'region', 'virtual_host_domains', 'idle_timeout']) ?? {};
   const admin = c.mapping(server.admin, 'server.admin', ['listen', 'token']) ?? {};
 
@@ -131,6 +131,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
       },
       admin: { ...adminListen, ...(token !== undefined ? { token } : {}) },
       shutdownTimeoutMs,
+      mode: readMode(c, server.mode),
     },
     database: readDatabase(c, top.database, cwd),
     placement: readPlacement(c, top.placement),
@@ -291,6 +292,17 @@ function readCount(c: Checker, v: unknown, at: string, min: number, max: number)
   return v;
 }
 
+/** `server.mode`: what this instance runs (default `all`). */
+function readMode(c: Checker, v: unknown): ServerMode {
+  const s = c.string(v, 'server.mode');
+  if (s === undefined) return 'all';
+  if (s !== 'all' && s !== 'api' && s !== 'worker') {
+    c.problem('server.mode', `must be "all", "api" or "worker", got ${JSON.stringify(s)}`);
+    return 'all';
+  }
+  return s;
+}
+
 /** `backends[].zone`: a short label. */
 function readZone(c: Checker, v: unknown, at: string): { zone?: string } {
   const z = c.string(v, at);
@@ -329,7 +341,8 @@ function readBackends(c: Checker, v: unknown, cwd: string): BackendConfig[] {
       c.problem(`${at}.name`, `"${name}" is already the name of ${names.get(name)}`);
     } else if (name) names.set(name, at);
     const quotaBytes = c.size(b.quota_bytes, `${at}.quota_bytes`) ?? 0;
-    const common = { ...readZone(c, b.zone, `${at}.zone`), ...readReadPriority(c, b, at) };
+    const weight = readCount(c, b.weight, `${at}.weight`, 0, 1000);
+    const common = { ...readZone(c, b.zone, `${at}.zone`), ...readReadPriority(c, b, at), ...(weight !== undefined ? { weight } : {}) };
     if (typeStr === 's3') out.push({ ...readS3Backend(c, b, at, name, quotaBytes), ...common });
     if (typeStr === 'fs') {
       const p = c.string(b.path, `${at}.path`, { required: true });

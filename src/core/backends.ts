@@ -15,13 +15,43 @@ export class BackendRegistry {
 
   /** Live health of the backends, fed by every call made through this registry (when given). */
   readonly health: HealthTracker | undefined;
+  readonly #metrics: Metrics | undefined;
 
   constructor(backends: readonly Backend[], metrics?: Metrics, health?: HealthTracker) {
     this.health = health;
+    this.#metrics = metrics;
     for (const b of backends) {
       this.#byName.set(b.name, metrics || health ? instrument(b, metrics, health) : b);
       this.#order.push(b.name);
     }
+  }
+
+  /**
+   * Adds a backend at runtime, or replaces the one of the same name (its settings changed); it goes last
+   * in the order until {@link setOrder}. Returns the replaced backend: calls in flight may still use it, so
+   * the caller closes it once they are done.
+   */
+  put(b: Backend): Backend | undefined {
+    const old = this.#byName.get(b.name);
+    this.#byName.set(b.name, this.#metrics || this.health ? instrument(b, this.#metrics, this.health) : b);
+    if (!old) this.#order.push(b.name);
+    return old;
+  }
+
+  /** Removes a backend at runtime; returns it for the caller to close once calls in flight are done. */
+  remove(name: string): Backend | undefined {
+    const old = this.#byName.get(name);
+    if (!old) return undefined;
+    this.#byName.delete(name);
+    this.#order.splice(this.#order.indexOf(name), 1);
+    return old;
+  }
+
+  /** Sets the placement order: `names` first (those held), then any others in their current order. */
+  setOrder(names: readonly string[]): void {
+    const held = names.filter((n, i) => this.#byName.has(n) && names.indexOf(n) === i);
+    const rest = this.#order.filter((n) => !held.includes(n));
+    this.#order.splice(0, this.#order.length, ...held, ...rest);
   }
 
   /** Backend names in configuration order (pack placement fills them in this order). */
@@ -45,36 +75,6 @@ export class BackendRegistry {
     return [...names.filter((n) => h.isAvailable(n)), ...names.filter((n) => !h.isAvailable(n))];
   }
 
-  all(): Backend[] {
-    return this.#order.map((n) => this.#byName.get(n)!);
-  }
-
-  async close(): Promise<void> {
-    await Promise.allSettled(this.all().map((b) => b.close()));
-  }
-}
-
-function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined): Backend {
-  const timed = async <T>(call: string, fn: () => Promise<T>): Promise<T> => {
-    const end = m?.backendDuration.startTimer({ backend: b.name, call });
-    try {
-      const out = await fn();
-      end?.({ outcome: 'ok' });
-      health?.recordCall(b.name, undefined, LATENCY_CALLS.has(call) ? performance.now() - started : undefined);
-      return out;
-    } catch (err) {
-      end?.({ outcome: 'error' });
-      health?.recordCall(b.name, err);
-      throw err;
-    }
-  };
-  return {
-    name: b.name,
-    type: b.type,
-    put: (key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal) =>
-      timed('put', () => b.put(key, body, size, meta, signal)),
-    get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', () => b.get(key, range, signal)),
-    head: (key: string) => timed('head', () => b.head(key)),
   /**
    * Whether the backend may take a new copy now: its breaker is not open (a half-open one takes trial
    * writes). True without live health.
@@ -108,6 +108,43 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     for (const [name, p] of priorities) this.#readPriority.set(name, p);
   }
 
+  all(): Backend[] {
+    return this.#order.map((n) => this.#byName.get(n)!);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.all().map((b) => b.close()));
+  }
+}
+
+/**
+ * Calls whose duration is the provider's answer time (no body to send; a GET resolves at its first byte):
+ * they feed the latency average that orders reads. Uploads and server-side copies grow with the size.
+ */
+const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'check', 'create_multipart', 'abort_multipart']);
+
+function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined): Backend {
+  const timed = async <T>(call: string, fn: () => Promise<T>): Promise<T> => {
+    const end = m?.backendDuration.startTimer({ backend: b.name, call });
+    const started = performance.now();
+    try {
+      const out = await fn();
+      end?.({ outcome: 'ok' });
+      health?.recordCall(b.name, undefined, LATENCY_CALLS.has(call) ? performance.now() - started : undefined);
+      return out;
+    } catch (err) {
+      end?.({ outcome: 'error' });
+      health?.recordCall(b.name, err);
+      throw err;
+    }
+  };
+  return {
+    name: b.name,
+    type: b.type,
+    put: (key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal) =>
+      timed('put', () => b.put(key, body, size, meta, signal)),
+    get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', () => b.get(key, range, signal)),
+    head: (key: string) => timed('head', () => b.head(key)),
     delete: (key: string) => timed('delete', () => b.delete(key)),
     copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
     list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
@@ -117,16 +154,9 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     uploadPart: (key: string, uploadId: string, n: number, body: Readable, size: number, signal?: AbortSignal) =>
       timed('upload_part', () => b.uploadPart(key, uploadId, n, body, size, signal)),
     uploadPartCopy: (key: string, uploadId: string, n: number, src: string, range: ByteRange) =>
-/**
- * Calls whose duration is the provider's answer time (no body to send; a GET resolves at its first byte):
- * they feed the latency average that orders reads. Uploads and server-side copies grow with the size.
- */
-const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'check', 'create_multipart', 'abort_multipart']);
-
       timed('upload_part_copy', () => b.uploadPartCopy(key, uploadId, n, src, range)),
     completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], meta?: PhysicalMeta) =>
       timed('complete_multipart', () => b.completeMultipart(key, uploadId, parts, meta)),
-    const started = performance.now();
     abortMultipart: (key: string, uploadId: string) => timed('abort_multipart', () => b.abortMultipart(key, uploadId)),
   };
 }

@@ -12,6 +12,8 @@ export interface BackendRow {
   state?: 'active' | 'read_only' | 'draining' | 'removed';
   source?: string;
   zone?: string | null;
+  /** Share of new copies under spread; 0 takes none (schema 6). */
+  weight?: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export function upsertConfigBackend(name: string, type: string, quotaBytes: numb
 
 export function selectBackends(): Sql {
   return {
-    text: `SELECT name, type, quota_bytes, used_bytes, reserved_bytes, object_count, state, source, zone FROM backends ORDER BY name`,
+    text: `SELECT name, type, quota_bytes, used_bytes, reserved_bytes, object_count, state, source, zone, weight FROM backends ORDER BY name`,
     values: [],
   };
 }
