@@ -23,6 +23,11 @@ const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
                                        query a running orchestrator's admin API
   check --endpoint URL --bucket B [--access-key K --secret-key S] [--time 60s] [--clients 16]
                                        consistency check of a deployment (or any S3 endpoint) under load
+  fsck --config FILE [--repair] [--json] [--grace 10m]
+                                       compare the metadata database with every backend; --repair
+                                       queues the fixes (exit 0 clean, 1 findings, 2 error)
+  rebuild --from-backends --config FILE [--json]
+                                       reconstruct an empty metadata database from the backends
 
 Every command accepts --help and --version.
 `;
@@ -66,6 +71,14 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     case 'admin':
       return runAdmin(rest);
+    case 'fsck': {
+      const { FSCK_USAGE, runFsckCommand } = await import('./offline-cmd.js');
+      return wantsHelp ? help(FSCK_USAGE) : runFsckCommand(rest);
+    }
+    case 'rebuild': {
+      const { REBUILD_USAGE, runRebuildCommand } = await import('./offline-cmd.js');
+      return wantsHelp ? help(REBUILD_USAGE) : runRebuildCommand(rest);
+    }
     case 'check': {
       const { CHECK_USAGE, runCheckCommand } = await import('../check/cli.js');
       return wantsHelp ? help(CHECK_USAGE) : runCheckCommand(rest);

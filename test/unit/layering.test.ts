@@ -62,6 +62,11 @@ const FILE_RULES: Array<{ file: string; only: RegExp; why: string }> = [
     only: /^src\/(core\/copies\.ts|meta\/)/,
     why: 'every change of a copy and its quota counters goes through core/copies.ts (the quota ledger)',
   },
+  {
+    file: 'src/meta/queries/audit.ts',
+    only: /^src\/(core\/(fsck|rebuild)\.ts|meta\/)/,
+    why: 'the offline tools (fsck, rebuild --from-backends) are the only other writers of copies and counters: corrections to the ledger, rows rebuilt from the backends',
+  },
 ];
 
 /**
@@ -170,6 +175,8 @@ describe('layering', () => {
     assert.equal(offence({ from: 'src/core/x.ts', to: 'pg', typeOnly: false, line: 1 })?.startsWith('pg may be imported only'), true);
     assert.match(offence({ from: 'src/core/objects.ts', to: 'src/meta/queries/copies.ts', typeOnly: false, line: 1 }) ?? '', /only by/);
     assert.equal(offence({ from: 'src/core/copies.ts', to: 'src/meta/queries/copies.ts', typeOnly: false, line: 1 }), undefined);
+    assert.match(offence({ from: 'src/core/copies.ts', to: 'src/meta/queries/audit.ts', typeOnly: false, line: 1 }) ?? '', /only by/);
+    assert.equal(offence({ from: 'src/core/fsck.ts', to: 'src/meta/queries/audit.ts', typeOnly: false, line: 1 }), undefined);
   });
 
   it('every import is an edge of the layer table', () => {
