@@ -213,11 +213,13 @@ export class DegradedReader {
     const ordered = this.#o.backends.availableFirst(found.copies.map((c) => c.backend));
     const copies = [...found.copies].sort((a, b) => ordered.indexOf(a.backend) - ordered.indexOf(b.backend));
     let last: unknown;
+    // The metadata gets its own time: the listing may have used all of its own waiting for a silent backend.
+    const headDeadline = Date.now() + this.#o.locateTimeoutMs;
     for (const copy of copies) {
       const backend = this.#o.backends.get(copy.backend);
       if (!backend) continue;
       try {
-        const head = await withDeadline(backend.head(copy.physicalKey), deadline, `head of ${copy.physicalKey} on ${copy.backend}`);
+        const head = await withDeadline(backend.head(copy.physicalKey), headDeadline, `head of ${copy.physicalKey} on ${copy.backend}`);
         if (!head) continue;
         const meta = head.meta;
         // A foreign object, or (in theory) another key whose hash shares the prefix.

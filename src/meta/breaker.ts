@@ -19,7 +19,21 @@
  * probe gets through, changes nothing.
  */
 import type { Logger } from '../log.js';
+import type pg from 'pg';
 import { DbUnavailableError, isDbUnavailable, type Db, type Queryable, type QueryResult } from './db.js';
+import { isConnectionError } from './engine-pg.js';
+
+/** Connects, runs `SELECT 1` and closes; rejects with the driver's error. */
+async function probeSession(c: pg.Client): Promise<void> {
+  // A connection lost after the probe must not be an uncaught 'error' event.
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+  } finally {
+    void c.end().catch(() => {});
+  }
+}
 
 /** `closed`: statements go to the database; `open`: they fail at once. */
 export type BreakerState = 'closed' | 'open';
@@ -102,33 +116,47 @@ export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
     }
   };
 
-  /** One `SELECT 1` through the pool; at most one at a time (a slow one is waited out, not piled up). */
+  /**
+   * `SELECT 1` on a connection of its own when the engine gives one (a pooled connection may be one the
+   * network silently lost, which would hang until TCP keepalive gives up), else through the pool, one at
+   * a time. A probe that does not answer in time counts as failed; its late answer still counts.
+   */
+  let current = 0;
   const probe = (): void => {
     if (probing || closed) return;
     probing = true;
     lastProbe = Date.now();
-    let timer: NodeJS.Timeout | undefined;
+    const id = ++current;
+    const session = inner.sessionClient?.();
     let decided = false;
-    const attempt = inner.query('SELECT 1');
-    timer = setTimeout(() => {
+    const attempt = session ? probeSession(session) : inner.query('SELECT 1').then(() => undefined);
+    const timer = setTimeout(() => {
       decided = true;
       set('open', new Error(`no answer to a probe within ${probeTimeoutMs} ms`));
+      if (session) {
+        // A connection of its own is simply dropped; the next probe opens another.
+        void session.end().catch(() => {});
+        if (current === id) probing = false;
+      }
     }, probeTimeoutMs);
     timer.unref();
-    attempt.then(
-      () => {
-        clearTimeout(timer);
-        // A late answer still proves the server is back.
-        set('closed');
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        if (!decided && isDbUnavailable(err)) set('open', err);
-        else if (!decided) set('closed'); // the server answered, with an error: it is there
-      },
-    ).finally(() => {
-      probing = false;
-    });
+    attempt
+      .then(
+        () => {
+          clearTimeout(timer);
+          set('closed'); // a late answer still proves the server is back
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (decided) return;
+          // The server answered, with an error of its own: it is there.
+          if (isDbUnavailable(err) || isConnectionError(err)) set('open', err);
+          else set('closed');
+        },
+      )
+      .finally(() => {
+        if (current === id) probing = false;
+      });
   };
 
   const tick = setInterval(() => {
