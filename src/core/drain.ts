@@ -1,9 +1,9 @@
-import type { Db, Queryable } from '../meta/db.js';
+import type { Db } from '../meta/db.js';
 import { run } from '../meta/run.js';
 import * as bq from '../meta/queries/backends.js';
 import * as jq from '../meta/queries/jobs.js';
 import { cancelIn, createJob, getJob, JobError, MOVE_TASK, openJob, planInTx, recordPage, type FinishDecision, type JobKindImpl, type JobRecord } from './jobs.js';
-import { enqueueTask } from './tasks.js';
+import { enqueueMove } from './replicate.js';
 
 /**
  * Drains: moving every copy off a backend so it can be removed.
@@ -33,13 +33,20 @@ export const drainJob: JobKindImpl = {
     planInTx(db, async (q) => {
       const after = String((job.cursor as { after?: string } | null)?.after ?? '');
       const { rows } = await run<{ version_id: string; size: number }>(q, jq.drainPage(job.target, after, PAGE));
-      for (const r of rows) await enqueueMove(q, r.version_id, job.target, job.id);
+      // A version already being moved off this backend (by another job) is not counted twice.
+      let items = 0;
+      let bytes = 0;
+      for (const r of rows) {
+        if ((await enqueueMove(q, { versionId: r.version_id, from: job.target, jobId: job.id })) === undefined) continue;
+        items++;
+        bytes += Number(r.size);
+      }
       const last = rows.at(-1)?.version_id ?? after;
       const done = rows.length < PAGE;
       await recordPage(q, job.id, {
         cursor: { after: last },
-        items: rows.length,
-        bytes: rows.reduce((n, r) => n + Number(r.size), 0),
+        items,
+        bytes,
         planned: done,
         ...(done ? { message: 'moving copies' } : { message: 'planning' }),
       });
@@ -57,14 +64,6 @@ export const drainJob: JobKindImpl = {
     return { outcome: 'done', message: `${job.target} holds no copies; it stays draining (CancelDrain makes it active again)` };
   },
 };
-
-/**
- * Enqueues the move of one version's copy off `from` (the copy-version task of core/replicate.ts: the
- * destination is chosen by placement when the task runs).
- */
-async function enqueueMove(q: Queryable, versionId: string, from: string, jobId: number): Promise<void> {
-  await enqueueTask(q, MOVE_TASK, { versionId, retire: from, jobId }, { jobId });
-}
 
 /** A drain as its caller learns it: the job, and whether it was already running. */
 export interface DrainStarted {

@@ -2,6 +2,7 @@ import type { Db, Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
 import * as jq from '../meta/queries/jobs.js';
 import type { Logger } from '../log.js';
+import { dropPendingCopies } from './copies.js';
 import { enqueueTask, type TaskEffect, type TaskHandler } from './tasks.js';
 
 export type { JobRow } from '../meta/queries/jobs.js';
@@ -262,9 +263,21 @@ export async function cancelIn(q: Queryable, job: jq.JobRow, kinds: readonly Job
   if (job.state !== 'running' && job.state !== 'paused') {
     throw new JobError('FailedPrecondition', `job ${job.id} is ${job.state}; it can no longer be cancelled`);
   }
-  const impl = kinds.find((k) => k.kind === job.kind);
   await run(q, jq.transition(job.id, ['running', 'paused'], 'cancelling', 'cancelled by request'));
-  await run(q, jq.deleteQueuedTasks(job.id, [PLAN_TASK, ...(impl?.itemKinds ?? [])], PLAN_TASK));
+  await dropQueued(q, job, kinds);
+}
+
+/**
+ * Deletes a job's queued tasks; a move that had reserved its destination in an earlier, failed attempt
+ * leaves a pending copy behind, which is dropped through the copy layer (its reservation released by
+ * the delete-copy task queued for its key).
+ */
+async function dropQueued(q: Queryable, job: jq.JobRow, kinds: readonly JobKindImpl[]): Promise<void> {
+  const impl = kinds.find((k) => k.kind === job.kind);
+  const ids = (await run<{ id: number }>(q, jq.deleteQueuedTasks(job.id, [PLAN_TASK, ...(impl?.itemKinds ?? [])], PLAN_TASK))).rows.map((r) => Number(r.id));
+  if (ids.length === 0) return;
+  const pending = (await run<{ version_id: string; backend: string }>(q, jq.pendingCopiesOfTasks(ids))).rows;
+  for (const c of pending) await dropPendingCopies(q, c.version_id, [c.backend], 'cancelled-move');
 }
 
 /** Most queued items a job keeps ahead of its workers; its planner waits beyond that. */
@@ -321,7 +334,7 @@ export async function finishJobs(db: Db, kinds: readonly JobKindImpl[], log: Log
       const live = (c?.queued ?? 0) + (c?.active ?? 0);
       if (job.state === 'cancelling') {
         // A task that failed after the cancel went back to the queue: it goes too.
-        await run(q, jq.deleteQueuedTasks(id, [PLAN_TASK, ...(byKind.get(job.kind as JobKind)?.itemKinds ?? [])], PLAN_TASK));
+        await dropQueued(q, job, kinds);
         if ((c?.active ?? 0) > 0) return undefined;
         await run(q, jq.transition(id, ['cancelling'], 'cancelled'));
         return 'cancelled';

@@ -3,7 +3,7 @@ import { run } from '../meta/run.js';
 import * as jq from '../meta/queries/jobs.js';
 import { createJob, getJob, JobError, MOVE_TASK, openJob, planInTx, recordPage, type FinishDecision, type JobKindImpl, type JobRecord } from './jobs.js';
 import type { PlacementStrategy } from './placement.js';
-import { enqueueTask } from './tasks.js';
+import { enqueueMove } from './replicate.js';
 
 /**
  * Rebalancing: moving copies between ACTIVE backends until their live bytes match what the placement
@@ -223,13 +223,17 @@ export const rebalanceJob: JobKindImpl = {
         (job.cursor as RebalanceState | null) ??
         (await initialState(q, (job.params.order as string[]) ?? [], (job.params.strategy as PlacementStrategy) ?? 'spread'));
       const page = await simulatePage(q, state);
+      let items = 0;
+      let bytes = 0;
       for (const m of page.moves) {
-        await enqueueTask(q, MOVE_TASK, { versionId: m.versionId, to: m.to, retire: m.from, jobId: job.id }, { jobId: job.id });
+        if ((await enqueueMove(q, { versionId: m.versionId, from: m.from, to: m.to, jobId: job.id })) === undefined) continue;
+        items++;
+        bytes += m.size;
       }
       await recordPage(q, job.id, {
         cursor: state,
-        items: page.moves.length,
-        bytes: page.moves.reduce((n, m) => n + m.size, 0),
+        items,
+        bytes,
         planned: !page.more,
         message: page.more ? 'planning' : 'moving copies',
       });

@@ -133,18 +133,18 @@ export function releaseTasks(jobId: number, dead: boolean): Sql {
 
 /**
  * Removes a job's queued tasks of the given kinds (cancel) and takes what they would have done off the
- * job's totals, so its progress shows what was really done. Running ones finish (a move that completes
+ * job's totals, so its progress shows what was really done. Returns the ids deleted. Running ones finish (a move that completes
  * after a cancel is still a correct move); dead ones stay for inspection until the dead-task retention.
  */
 export function deleteQueuedTasks(jobId: number, kinds: readonly string[], planKind: string): Sql {
   return {
-    text: `WITH d AS (DELETE FROM tasks WHERE job_id = $1 AND state = 'queued' AND kind = ANY($2::text[]) RETURNING kind, payload),
+    text: `WITH d AS (DELETE FROM tasks WHERE job_id = $1 AND state = 'queued' AND kind = ANY($2::text[]) RETURNING id, kind, payload),
                 s AS (SELECT count(*) FILTER (WHERE d.kind <> $3) AS items,
                         coalesce(sum(coalesce(v.size, (d.payload->>'size')::int8, 0)) FILTER (WHERE d.kind <> $3), 0) AS bytes
                       FROM d LEFT JOIN object_versions v ON v.version_id = d.payload->>'versionId'),
                 j AS (UPDATE jobs SET items_total = greatest(0, items_total - s.items), bytes_total = greatest(0, bytes_total - s.bytes)
                       FROM s WHERE jobs.id = $1 RETURNING 1)
-           SELECT (SELECT items FROM s)::int8 AS items, (SELECT count(*) FROM j)::int8 AS updated`,
+           SELECT d.id FROM d`,
     values: [jobId, kinds, planKind],
   };
 }
@@ -164,6 +164,14 @@ export function recordPage(
              updated_at = now()
            WHERE id = $1 AND state = 'running' RETURNING id`,
     values: [id, JSON.stringify(p.cursor), p.items, p.bytes, p.planned, p.message ?? null],
+  };
+}
+
+/** Pending copies a task was making (a move's reserved destination), by task id. */
+export function pendingCopiesOfTasks(taskIds: readonly number[]): Sql {
+  return {
+    text: `SELECT version_id, backend FROM object_copies WHERE task_id = ANY($1::int8[]) AND state = 'pending'`,
+    values: [taskIds],
   };
 }
 
