@@ -4,7 +4,7 @@
  * pass is clean with the quota ledger exact.
  */
 import assert from 'node:assert/strict';
-import { truncate, unlink } from 'node:fs/promises';
+import { truncate, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
@@ -92,6 +92,8 @@ describe('fsck', () => {
     // An orphan: bytes under a layout key that no row names (a writer that died between put and stage).
     const orphanKey = physicalKey('data', 'never-committed', newVersionId(Date.now() - 3_600_000));
     await fs1.put(orphanKey, Readable.from([Buffer.from('orphan bytes')]), 12, { bucket: 'data', key: 'never-committed', versionId: orphanKey.split('/').at(-1)! });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(path.join(fs1.root, ...orphanKey.split('/')), hourAgo, hourAgo);
     // The same, just written: younger than the grace period, so not (yet) an orphan.
     const youngKey = physicalKey('data', 'just-written', newVersionId());
     await fs1.put(youngKey, Readable.from([Buffer.from('young')]), 5, { bucket: 'data', key: 'just-written', versionId: youngKey.split('/').at(-1)! });
