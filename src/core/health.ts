@@ -197,22 +197,34 @@ export class HealthTracker {
     };
     this.#idleProbeMs = opts.idleProbeMs ?? 30_000;
     this.#retryProbeMs = opts.retryProbeMs ?? 5_000;
+    for (const name of names) this.track(name);
+  }
+
+  /**
+   * Starts tracking a backend added at runtime (healthy, breaker closed; probed once idle). A name already
+   * tracked keeps its state.
+   */
+  track(name: string): void {
+    if (this.#entries.has(name)) return;
     const now = this.#now();
-    for (const name of names) {
-      this.#entries.set(name, {
-        name,
-        breaker: 'closed',
-        breakerSince: now,
-        state: 'healthy',
-        since: now,
-        coolUntil: 0,
-        trials: 0,
-        consecutiveFailures: 0,
-        window: new SlidingWindow(this.#cfg.windowMs),
-        lastActivity: now,
-        probing: false,
-      });
-    }
+    this.#entries.set(name, {
+      name,
+      breaker: 'closed',
+      breakerSince: now,
+      state: 'healthy',
+      since: now,
+      coolUntil: 0,
+      trials: 0,
+      consecutiveFailures: 0,
+      window: new SlidingWindow(this.#cfg.windowMs),
+      lastActivity: now,
+      probing: false,
+    });
+  }
+
+  /** Stops tracking a backend removed at runtime. */
+  untrack(name: string): void {
+    this.#entries.delete(name);
   }
 
   /** The thresholds in use. */
