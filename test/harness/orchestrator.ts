@@ -40,6 +40,10 @@ export interface TestOrchestratorOptions {
   bucketCors?: Record<string, unknown[]>;
   /** `server.s3.idle_timeout` in ms (default: the configuration default). */
   s3IdleTimeoutMs?: number;
+  /** Extra `placement` keys of the config file (snake_case YAML form), e.g. `{ replicas: 2, write_quorum: 1 }`. */
+  placement?: Record<string, unknown>;
+  /** The `breaker` section of the config file (snake_case YAML form), e.g. `{ cooldown: '1s' }`. */
+  breaker?: Record<string, unknown>;
 }
 
 /** A running orchestrator over real s3rver and fs backends, with clients for it. */
@@ -95,7 +99,8 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
         ...(db.config.url ? { url: db.config.url, schema: db.config.schema } : { path: db.config.path }),
         ...(opts.database ?? {}),
       },
-      placement: { strategy: opts.strategy ?? 'pack' },
+      placement: { strategy: opts.strategy ?? 'pack', ...(opts.placement ?? {}) },
+      ...(opts.breaker ? { breaker: opts.breaker } : {}),
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
         { name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }, both], ...corsOf('data') },
