@@ -13,6 +13,8 @@ import { HealthTracker, startHealthProbes, type HealthOptions } from './core/hea
 import { DegradedReader } from './core/degraded.js';
 import { CoreObjectStore } from './core/objects.js';
 import { DbTenantDirectory, ensureDemoTenant, syncTenants } from './core/tenants.js';
+import { loadMasterKey } from './core/secrets.js';
+import { sealPlaintextSecrets } from './core/secret-store.js';
 import { CoreMultipartStore } from './core/multipart.js';
 import type { WriteDeps } from './core/writes.js';
 import { listBackendRecords, listBucketRecords, syncConfigBackends } from './core/fleet.js';
@@ -163,9 +165,17 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         usedBytes: b.usedBytes,
       });
     }
-    await syncTenants(db, config.buckets);
-    const demo = config.demo ? await ensureDemoTenant(db) : undefined;
-    const tenants = new DbTenantDirectory(db);
+    progress('loading the master key');
+    const secrets = await loadMasterKey({
+      ...(config.server.masterKeyFile ? { file: config.server.masterKeyFile } : {}),
+      ...(process.env.S3O_MASTER_KEY !== undefined ? { env: process.env.S3O_MASTER_KEY } : {}),
+      ...(config.database.url ? {} : { dataDir: config.database.path }),
+    });
+    const resealed = await sealPlaintextSecrets(db, secrets);
+    if (Object.keys(resealed).length > 0) log.info('sealed secrets stored in plain text by an earlier version', { columns: resealed });
+    await syncTenants(db, config.buckets, secrets, { ...(config.source ? { file: config.source } : {}), changes });
+    const demo = config.demo ? await ensureDemoTenant(db, secrets) : undefined;
+    const tenants = new DbTenantDirectory(db, secrets, changes);
     const writeDeps: WriteDeps = {
       db,
       backends: registry,

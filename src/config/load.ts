@@ -103,7 +103,7 @@ export async function loadConfigFile(file: string, env: Env = process.env): Prom
 export function resolveConfig(raw: unknown, source: string | undefined, env: Env = process.env, cwd = process.cwd()): Config {
   const c = new Checker(env);
   const top = raw === null || raw === undefined ? {} : c.mapping(raw, '', TOP_KEYS) ?? {};
-  const server = c.mapping(top.server, 'server', ['s3', 'admin', 'shutdown_timeout', 'mode']) ?? {};
+  const server = c.mapping(top.server, 'server', ['s3', 'admin', 'shutdown_timeout', 'master_key_file', 'mode']) ?? {};
   const s3 = c.mapping(server.s3, 'server.s3', ['listen', 'region', 'virtual_host_domains', 'idle_timeout']) ?? {};
   const admin = c.mapping(server.admin, 'server.admin', ['listen', 'token']) ?? {};
 
@@ -119,6 +119,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
   const idle = c.duration(s3.idle_timeout, 'server.s3.idle_timeout');
   if (idle === 0) c.problem('server.s3.idle_timeout', 'must be greater than 0');
   const shutdownTimeoutMs = c.duration(server.shutdown_timeout, 'server.shutdown_timeout') ?? DEFAULTS.shutdownTimeoutMs;
+  const masterKeyFile = c.string(server.master_key_file, 'server.master_key_file', { nonEmpty: true });
 
   const config: Config = {
     ...(source !== undefined ? { source } : {}),
@@ -131,6 +132,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
       },
       admin: { ...adminListen, ...(token !== undefined ? { token } : {}) },
       shutdownTimeoutMs,
+      ...(masterKeyFile !== undefined ? { masterKeyFile: path.resolve(cwd, masterKeyFile) } : {}),
       mode: readMode(c, server.mode),
     },
     database: readDatabase(c, top.database, cwd),

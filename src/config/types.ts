@@ -158,6 +158,12 @@ export interface Config {
      */
     shutdownTimeoutMs?: number;
     /**
+     * `server.master_key_file`: the AES-256 key (64 hex digits or base64, mode 0600) sealing the secrets the
+     * database holds. Unset: `S3O_MASTER_KEY`, else (embedded database only) `<database.path>/master.key`,
+     * generated on first start. See core/secrets.ts.
+     */
+    masterKeyFile?: string;
+    /**
      * `server.mode` (or `serve --mode`): `all` (default) serves S3 and admin and runs the background
      * workers; `api` serves S3 and admin only; `worker` runs the background workers only (with /healthz,
      * /readyz and /metrics on the admin port, no RPCs). Optional for hand-built configurations.

@@ -38,7 +38,15 @@ export type CoreErrorCode =
   /** GET/HEAD ?partNumber names a part the object does not have. */
   | 'InvalidPartNumber'
   /** A conflicting operation on the same resource is in progress (e.g. a Complete of the same upload). */
-  | 'OperationAborted';
+  | 'OperationAborted'
+  /** The credential may not do this (create or delete a bucket, reach a key outside its grant). */
+  | 'AccessDenied'
+  /** CreateBucket: the name is taken by a bucket the credential does not own. */
+  | 'BucketAlreadyExists'
+  /** CreateBucket: the credential already owns a bucket of this name. */
+  | 'BucketAlreadyOwnedByYou'
+  /** DeleteBucket: the bucket still holds objects, writes in progress or multipart uploads. */
+  | 'BucketNotEmpty';
 
 /** The metadata database is unreachable (raised by meta/, re-exported for the S3 and admin layers to map). */
 export { DbUnavailableError, isDbBusy, isDbUnavailable } from '../meta/db.js';

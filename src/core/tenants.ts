@@ -2,42 +2,88 @@ import { randomBytes } from 'node:crypto';
 import type { BucketConfig } from '../config/types.js';
 import type { Db } from '../meta/db.js';
 import * as tq from '../meta/queries/tenants.js';
+import { run } from '../meta/run.js';
+import { createOwnedBucket, deleteBucketIfEmpty } from './bucket-admin.js';
+import type { ChangeBus } from './changes.js';
 import type { CorsRule } from './cors.js';
 import { CoreError, isDbUnavailable } from './errors.js';
-import type { BucketInfo, Credential, TenantDirectory } from './types.js';
-import { run } from '../meta/run.js';
+import { MasterKeyError, type SecretBox } from './secrets.js';
+import type { BucketInfo, Credential, Grant, TenantDirectory } from './types.js';
 
-/** How long a looked-up credential or bucket is trusted before it is read again (ms). */
+/**
+ * How long a looked-up credential or bucket is trusted before it is read again (ms). The change bus
+ * drops entries as soon as another instance announces a change, so this only bounds staleness when a
+ * notification is lost (the bus's own fallback refresh also clears the caches every few seconds).
+ */
 const CACHE_TTL_MS = 5_000;
 
-interface CredentialRow {
+/** A credential row with its grants, as meta/queries/tenants.ts selects it. */
+export interface CredentialRow {
   access_key_id: string;
   secret_access_key: string;
-  buckets: string[];
+  source: string;
+  description: string;
+  can_create_buckets: boolean;
+  created_at: Date;
+  updated_at: Date;
+  revoked_at: Date | null;
+  config_ref: string | null;
+  grants: Grant[];
 }
 
 /**
  * Buckets and credentials, read from the database (so every instance sees the same tenants) through a
- * short-lived cache: a request's credential lookup must not cost a query on the hot path.
+ * short-lived cache: a request's credential lookup must not cost a query on the hot path. Secrets are
+ * stored sealed (core/secrets.ts) and opened here, once per cache fill.
  */
 export class DbTenantDirectory implements TenantDirectory {
   readonly #db: Db;
+  readonly #secrets: SecretBox | undefined;
+  readonly #changes: ChangeBus | undefined;
   readonly #creds = new Map<string, { at: number; value: Credential | undefined }>();
   readonly #buckets = new Map<string, { at: number; value: BucketInfo | undefined }>();
   /** The last value read from the database per `c:<access key id>` / `b:<bucket>` (see #orLastKnown). */
   readonly #lastKnown = new Map<string, Credential | BucketInfo | undefined>();
+  #unsubscribe: (() => void)[] = [];
 
-  constructor(db: Db) {
+  /**
+   * `secrets` opens the stored secrets (without it no credential can be looked up: only bucket reads
+   * work, as core-level tests need). With `changes`, the caches follow changes announced by any
+   * instance (see {@link ChangeBus}).
+   */
+  constructor(db: Db, secrets?: SecretBox, changes?: ChangeBus) {
     this.#db = db;
+    this.#secrets = secrets;
+    this.#changes = changes;
+    if (changes) {
+      this.#unsubscribe = [
+        changes.subscribe('credentials', (id) => this.forget('credentials', id)),
+        changes.subscribe('buckets', (name) => this.forget('buckets', name)),
+      ];
+    }
+  }
+
+  /** Drops cached entries: one (by access key id or bucket name) or, without `id`, all of a kind. */
+  forget(kind: 'credentials' | 'buckets', id?: string): void {
+    const map = kind === 'credentials' ? this.#creds : this.#buckets;
+    if (id === undefined) map.clear();
+    else map.delete(id);
+    // A bucket change (deleted, created by S3) changes the grants credentials carry.
+    if (kind === 'buckets') this.#creds.clear();
+  }
+
+  /** Stops following the change bus. */
+  close(): void {
+    for (const u of this.#unsubscribe) u();
+    this.#unsubscribe = [];
   }
 
   async lookupCredential(accessKeyId: string): Promise<Credential | undefined> {
     const hit = this.#creds.get(accessKeyId);
     if (hit && Date.now() - hit.at < CACHE_TTL_MS) return hit.value;
     const value = await this.#orLastKnown(`c:${accessKeyId}`, async () => {
-      const { rows } = await run<CredentialRow>(this.#db, tq.selectCredential(accessKeyId));
-      const r = rows[0];
-      return r ? { accessKeyId: r.access_key_id, secretAccessKey: r.secret_access_key, buckets: r.buckets } : undefined;
+      const { rows } = await run<CredentialRow>(this.#db, tq.selectActiveCredential(accessKeyId));
+      return rows[0] ? this.#toCredential(rows[0]) : undefined;
     });
     this.#remember(this.#creds, accessKeyId, value);
     return value;
@@ -57,9 +103,34 @@ export class DbTenantDirectory implements TenantDirectory {
   }
 
   async setBucketCors(name: string, rules: readonly CorsRule[] | undefined): Promise<void> {
-    const { rowCount } = await run(this.#db, tq.updateCors(name, rules ?? null));
-    if (rowCount === 0) throw new CoreError('NoSuchBucket', name);
+    await this.#db.tx(async (q) => {
+      const { rowCount } = await run(q, tq.updateCors(name, rules ?? null));
+      if (rowCount === 0) throw new CoreError('NoSuchBucket', name);
+      await this.#changes?.notify(q, 'buckets', name);
+    });
     this.#buckets.delete(name);
+  }
+
+  async createBucketFor(credential: Credential, name: string): Promise<void> {
+    await createOwnedBucket(this.#db, this.#changes, credential, name);
+    this.forget('buckets', name);
+    this.#creds.delete(credential.accessKeyId);
+  }
+
+  async deleteBucketFor(credential: Credential, name: string): Promise<void> {
+    await deleteBucketIfEmpty(this.#db, this.#changes, name, { by: credential });
+    this.forget('buckets', name);
+  }
+
+  #toCredential(r: CredentialRow): Credential {
+    const grants = r.grants.map((g) => ({ bucket: g.bucket, permission: g.permission, prefix: g.prefix }));
+    return {
+      accessKeyId: r.access_key_id,
+      secretAccessKey: requireBox(this.#secrets).open(r.secret_access_key),
+      buckets: grants.map((g) => g.bucket),
+      grants,
+      canCreateBuckets: r.can_create_buckets,
+    };
   }
 
   #remember<V>(map: Map<string, { at: number; value: V }>, key: string, value: V): void {
@@ -86,49 +157,66 @@ export class DbTenantDirectory implements TenantDirectory {
 }
 
 /**
- * Makes the database agree with the configured buckets and credentials: buckets are created (never
- * deleted: they may hold objects), config credentials are replaced by the file's. One transaction.
+ * Makes the database agree with the configured buckets and credentials, in one transaction: buckets are
+ * created or marked config-owned (never deleted: they may hold objects), config credentials get the
+ * file's secret (sealed) and exactly the file's grants (read-write on each bucket that lists them), and
+ * config credentials the file no longer declares are deleted. `file` is named in the rows' config_ref,
+ * which the admin API quotes when it refuses to change them.
  */
-export async function syncTenants(db: Db, buckets: readonly BucketConfig[]): Promise<void> {
+export async function syncTenants(
+  db: Db,
+  buckets: readonly BucketConfig[],
+  secrets?: SecretBox,
+  opts: { file?: string; changes?: ChangeBus } = {},
+): Promise<void> {
+  const ref = (path: string) => `${opts.file ?? 'configuration'}: ${path}`;
   await db.tx(async (q) => {
-    const keep: string[] = [];
-    for (const b of buckets) {
-      await run(q, tq.upsertBucket(b.name, 'config'));
-      await run(q, tq.setBucketReplicas(b.name, b.replicas ?? null));
+    for (const [i, b] of buckets.entries()) {
+      await run(q, tq.upsertBucket(b.name, 'config', ref(`buckets[${i}]`)));
       if (b.cors) await run(q, tq.updateCors(b.name, b.cors));
     }
-    const grants = new Map<string, { secret: string; buckets: string[] }>();
-    for (const b of buckets) {
-      for (const c of b.credentials) {
-        const g = grants.get(c.accessKeyId) ?? { secret: c.secretAccessKey, buckets: [] };
+    const grants = new Map<string, { secret: string; at: string; buckets: string[] }>();
+    for (const [i, b] of buckets.entries()) {
+      for (const [j, c] of b.credentials.entries()) {
+        const g = grants.get(c.accessKeyId) ?? { secret: c.secretAccessKey, at: `buckets[${i}].credentials[${j}]`, buckets: [] };
         g.buckets.push(b.name);
         grants.set(c.accessKeyId, g);
       }
     }
     for (const [akid, g] of grants) {
-      keep.push(akid);
-      await run(q, tq.upsertCredential(akid, g.secret, 'config'));
+      await run(q, tq.upsertConfigCredential(akid, requireBox(secrets).seal(g.secret), ref(g.at)));
       await run(q, tq.revokeAll(akid));
       for (const b of g.buckets) await run(q, tq.grant(akid, b));
     }
-    await run(q, tq.deleteConfigCredentialsExcept(keep));
+    await run(q, tq.deleteConfigCredentialsExcept([...grants.keys()]));
+    // Every instance re-reads what it caches (the file may have changed keys other instances hold).
+    await opts.changes?.notify(q, 'credentials');
+    await opts.changes?.notify(q, 'buckets');
   });
 }
 
+function requireBox(box: SecretBox | undefined): SecretBox {
+  if (!box) throw new MasterKeyError('no master key loaded: secrets cannot be sealed or opened');
+  return box;
+}
+
 /** The zero-config bucket and its credential, created once and stored; later starts read them back. */
-export async function ensureDemoTenant(db: Db): Promise<{ bucket: string; accessKeyId: string; secretAccessKey: string; created: boolean }> {
+export async function ensureDemoTenant(
+  db: Db,
+  secrets: SecretBox,
+): Promise<{ bucket: string; accessKeyId: string; secretAccessKey: string; created: boolean }> {
   const bucket = 'demo';
   return db.tx(async (q) => {
     const existing = await run<{ value: string }>(q, tq.getSetting('demo.access_key_id'));
     if (existing.rows[0]) {
       const akid = existing.rows[0].value;
-      const { rows } = await run<CredentialRow>(q, tq.selectCredential(akid));
-      if (rows[0]) return { bucket, accessKeyId: akid, secretAccessKey: rows[0].secret_access_key, created: false };
+      const { rows } = await run<CredentialRow>(q, tq.selectActiveCredential(akid));
+      if (rows[0]) return { bucket, accessKeyId: akid, secretAccessKey: secrets.open(rows[0].secret_access_key), created: false };
     }
     const accessKeyId = 'S3O' + randomBytes(10).toString('hex').toUpperCase().slice(0, 17);
     const secretAccessKey = randomBytes(30).toString('base64url');
     await run(q, tq.upsertBucket(bucket, 'demo'));
-    await run(q, tq.upsertCredential(accessKeyId, secretAccessKey, 'demo'));
+    await run(q, tq.insertCredential({ accessKeyId, sealedSecret: secrets.seal(secretAccessKey), source: 'demo', description: 'zero-config demo credential', canCreateBuckets: false }));
     await run(q, tq.grant(accessKeyId, bucket));
     await q.query(`DELETE FROM settings WHERE key = 'demo.access_key_id'`);
     await run(q, tq.setSettingOnce('demo.access_key_id', accessKeyId));

@@ -199,11 +199,29 @@ export interface BucketInfo {
   cors?: CorsRule[];
 }
 
+/** What a grant allows on its bucket: reading only, or reading and writing (deleting, multipart, tags). */
+export type GrantPermission = 'read' | 'read_write';
+
+/** A credential's right on one bucket, optionally confined to keys starting with `prefix` ('' = all keys). */
+export interface Grant {
+  bucket: string;
+  permission: GrantPermission;
+  prefix: string;
+}
+
 /** A credential and the buckets it may use. */
 export interface Credential {
   accessKeyId: string;
   secretAccessKey: string;
+  /** The granted buckets (any permission), sorted. */
   buckets: readonly string[];
+  /**
+   * One grant per bucket in `buckets`, same order. Absent (hand-built credentials, e.g. in tests): read-write
+   * on every bucket in `buckets`, no prefix.
+   */
+  grants?: readonly Grant[];
+  /** May create buckets through S3 (it then owns them and gets a read-write grant). Absent: false. */
+  canCreateBuckets?: boolean;
 }
 
 /** Buckets and credentials (virtual buckets with independent credentials). Implemented by core/tenants.ts. */
@@ -216,6 +234,17 @@ export interface TenantDirectory {
   listBuckets(names?: readonly string[]): Promise<BucketInfo[]>;
   /** Replaces the bucket's CORS rules (validated by the caller); undefined removes the configuration. */
   setBucketCors(name: string, rules: readonly CorsRule[] | undefined): Promise<void>;
+  /**
+   * S3 CreateBucket by `credential`: creates the bucket owned by it with a read-write grant. Throws
+   * CoreError BucketAlreadyOwnedByYou / BucketAlreadyExists when the name is taken, AccessDenied when the
+   * credential may not create buckets.
+   */
+  createBucketFor(credential: Credential, name: string): Promise<void>;
+  /**
+   * S3 DeleteBucket by `credential`: deletes the bucket when it owns it (or holds an unconfined read-write
+   * grant on an API bucket) and it is empty. Throws CoreError NoSuchBucket, AccessDenied, BucketNotEmpty.
+   */
+  deleteBucketFor(credential: Credential, name: string): Promise<void>;
 }
 
 /** An in-progress multipart upload, as ListMultipartUploads and ListParts describe it. */

@@ -19,6 +19,13 @@ import type { OpenConfig } from '../../src/meta/open.js';
 import { startEmbeddedServer, type EmbeddedServer } from '../../src/meta/engine-embedded.js';
 import { binaries, copyDir, initdb, isAlive, isPostmasterOf, layout, makeDir, password, prepareDir, serverUser } from '../../src/meta/engine-embedded-dir.js';
 
+/**
+ * The master key sealing the secrets a test database holds (core/secrets.ts): with `database.url` an
+ * orchestrator needs one, and every instance sharing a database needs the same one, as in a real
+ * deployment. Set for this process and the orchestrator processes tests spawn (they inherit it).
+ */
+process.env.S3O_MASTER_KEY ??= '5f3c0e9a1b2d4c6e8f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60';
+
 /** URL of the PostgreSQL server used by tests: TEST_DATABASE_URL, else the local trust-auth server. */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
