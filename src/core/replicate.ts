@@ -229,6 +229,9 @@ async function transfer(deps: ReplicationDeps, task: Task, ctx: TaskContext, r: 
       versionId: version.versionId,
       etag: version.etag,
       ...pickHeaders(version),
+      // Stored with the bytes, so a rebuild from the backends recovers them from any copy.
+      userMeta: version.userMeta,
+      ...(r.partSizes ? { partSizes: r.partSizes } : {}),
     };
     await backend.put(dest.physicalKey, check, version.size, meta, lost.signal);
     const wrong = check.mismatch();
