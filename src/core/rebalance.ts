@@ -11,9 +11,10 @@ import { enqueueMove } from './replicate.js';
  *
  * Targets. The movable bytes T (live copies on active backends) are shared out:
  * - `spread`: in proportion to the quotas when every active backend has one (equal fill ratios), else
- *   equally (quotas stay hard limits); a backend whose share exceeds its quota is capped and the rest
- *   shared among the others (water-filling);
+ *   equally (quotas stay hard limits), each share scaled by the backend's weight as placement does; a
+ *   backend whose share exceeds its quota is capped and the rest shared among the others (water-filling);
  * - `pack`: poured into the backends in configuration order, each filled up to its quota.
+ * A backend of weight 0 takes no new copies, so its target is 0 under both.
  *
  * Moves. A greedy pass takes the sources from the most over target down; for each live copy on a source
  * (version order) it picks the destination furthest under target (`pack`: the first one under target in
@@ -28,6 +29,8 @@ export interface RebalanceBackend {
   name: string;
   zone: string | null;
   quotaBytes: number;
+  /** `backends.weight`: its share is scaled by it (0: it should hold nothing). */
+  weight: number;
   /** Used + reserved, all copies counted (a destination's room). */
   usedBytes: number;
   /** Live copies' bytes now (what the targets share out). */
@@ -63,7 +66,17 @@ export interface RebalanceState {
 /** Builds the starting state from the backend rows: active backends that are configured, in `order`. */
 export async function initialState(q: Queryable, order: readonly string[], strategy: PlacementStrategy): Promise<RebalanceState> {
   const rows = (
-    await run<{ name: string; state: string; zone: string | null; quota_bytes: number; used_bytes: number; reserved_bytes: number; live_bytes: number; live_copies: number }>(
+    await run<{
+      name: string;
+      state: string;
+      zone: string | null;
+      quota_bytes: number;
+      used_bytes: number;
+      reserved_bytes: number;
+      weight: number;
+      live_bytes: number;
+      live_copies: number;
+    }>(
       q,
       jq.liveUsage(),
     )
@@ -74,6 +87,7 @@ export async function initialState(q: Queryable, order: readonly string[], strat
     name: r.name,
     zone: r.zone,
     quotaBytes: Number(r.quota_bytes),
+    weight: Number(r.weight ?? 1),
     usedBytes: Number(r.used_bytes) + Number(r.reserved_bytes),
     liveBytes: Number(r.live_bytes),
     liveCopies: Number(r.live_copies),
@@ -95,13 +109,13 @@ function setTargets(backends: RebalanceBackend[], strategy: PlacementStrategy): 
   if (strategy === 'pack') {
     let rest = total;
     for (const b of backends) {
-      b.targetBytes = Math.min(rest, cap(b));
+      b.targetBytes = b.weight === 0 ? 0 : Math.min(rest, cap(b));
       rest -= b.targetBytes;
     }
     return;
   }
   const byQuota = backends.length > 0 && backends.every((b) => b.quotaBytes > 0);
-  const weight = (b: RebalanceBackend) => (byQuota ? b.quotaBytes : 1);
+  const weight = (b: RebalanceBackend) => (byQuota ? b.quotaBytes : 1) * b.weight;
   let open = [...backends];
   let rest = total;
   // Water-filling: share out, cap the backends whose share does not fit, share the rest again.

@@ -251,7 +251,7 @@ export function otherActiveBackends(name: string): Sql {
 /** Live bytes and copies per backend (what a rebalance can move), with each backend's quota, zone and state. */
 export function liveUsage(): Sql {
   return {
-    text: `SELECT b.name, b.state, b.zone, b.quota_bytes, b.used_bytes, b.reserved_bytes,
+    text: `SELECT b.name, b.state, b.zone, b.quota_bytes, b.used_bytes, b.reserved_bytes, b.weight,
              coalesce(u.bytes, 0)::int8 AS live_bytes, coalesce(u.copies, 0)::int8 AS live_copies
            FROM backends b LEFT JOIN (
              SELECT c.backend, sum(c.size) AS bytes, count(*) AS copies FROM object_copies c
