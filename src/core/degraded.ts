@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { BackendListEntry, PhysicalMeta } from '../backends/backend.js';
+import type { Backend, BackendListEntry, PhysicalMeta } from '../backends/backend.js';
 import { logicalPrefix, versionIdOf } from '../backends/layout.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -27,6 +27,7 @@ import { checkReadConditions, resolveRange } from './conditions.js';
 import { CoreError } from './errors.js';
 import { openVersion, type ReadableCopy } from './read.js';
 import type { GetObjectResult, ObjectVersion, RangeSpec, ReadConditions } from './types.js';
+import type { WriteRequest } from './writes.js';
 
 /** One physical object found under a key's prefix. */
 export interface FoundCopy {
@@ -58,7 +59,11 @@ const SIDECAR_SUFFIX = '.meta.json';
  * their creation time in ms, so the greatest is the newest), with every entry of that id as its copies.
  * Entries that are not copies (sidecars, names without a version id, keys under a deeper path) are ignored.
  */
-export function newestGeneration(prefix: string, listings: readonly PrefixListing[]): FoundGeneration | undefined {
+export function newestGeneration(
+  prefix: string,
+  listings: readonly PrefixListing[],
+  skip: (versionId: string) => boolean = () => false,
+): FoundGeneration | undefined {
   let best: FoundGeneration | undefined;
   for (const l of listings) {
     for (const e of l.entries ?? []) {
@@ -66,7 +71,7 @@ export function newestGeneration(prefix: string, listings: readonly PrefixListin
       const rest = e.key.slice(prefix.length);
       if (rest.includes('/')) continue;
       const versionId = versionIdOf(e.key);
-      if (!versionId) continue;
+      if (!versionId || skip(versionId)) continue;
       // Backends that report a modification time give it as `modifiedMs` (not all do).
       const modifiedMs = (e as BackendListEntry & { modifiedMs?: number }).modifiedMs;
       const copy: FoundCopy = { backend: l.backend, physicalKey: e.key, size: e.size, ...(modifiedMs !== undefined ? { modifiedMs } : {}) };
@@ -91,7 +96,7 @@ export interface DegradedOptions {
   locateTimeoutMs?: number;
   /** A single-part object without a stored ETag has it recomputed from its bytes up to this size (default 32 MiB). */
   md5LimitBytes?: number;
-  /** How long a delete made by this instance is remembered (ms, default 1 hour). */
+  /** How long a delete made by this instance, or a generation it wrote without acknowledgement, is remembered (ms, default 1 hour). */
   rememberDeletesMs?: number;
 }
 
@@ -116,6 +121,8 @@ export class DegradedReader {
   readonly #o: Required<Omit<DegradedOptions, 'metrics'>> & { metrics?: Metrics };
   /** `bucket/key` → when this instance deleted it. */
   readonly #deleted = new Map<string, number>();
+  /** Generations this instance produced and did not see acknowledged: version id → when (see guardWrite). */
+  readonly #unconfirmed = new Map<string, number>();
   /** Physical key → ETag recomputed from its bytes (bytes of a physical key never change). */
   readonly #etags = new Map<string, string>();
 
@@ -130,16 +137,41 @@ export class DegradedReader {
 
   /** Remembers keys this instance deleted (or is deleting): degraded reads answer 404 for their older generations. */
   noteDeleted(bucket: string, keys: readonly string[]): void {
+    for (const key of keys) this.#remember(this.#deleted, `${bucket}/${key}`);
+  }
+
+  /**
+   * Runs a write (`run(req)`), remembering every generation its `produce` makes until the write is
+   * acknowledged: the bytes of a write still running, or of one that failed after they landed (its commit
+   * refused, or lost, when the database went away), are not the version to answer. A generation whose
+   * commit did happen after all is cleared by the next read of it from the database ({@link noteLive}).
+   */
+  async guardWrite(run: (req: WriteRequest) => Promise<ObjectVersion>, req: WriteRequest): Promise<ObjectVersion> {
+    const guarded: WriteRequest = {
+      ...req,
+      produce: (backend: Backend, key: string, meta: PhysicalMeta, lost: AbortSignal) => {
+        this.#remember(this.#unconfirmed, meta.versionId);
+        return req.produce(backend, key, meta, lost);
+      },
+    };
+    const v = await run(guarded);
+    this.#unconfirmed.delete(v.versionId);
+    return v;
+  }
+
+  /** A version the database says is live (a normal read): no longer unconfirmed. */
+  noteLive(versionId: string): void {
+    if (this.#unconfirmed.size > 0) this.#unconfirmed.delete(versionId);
+  }
+
+  /** Adds `id` to a time-ordered memory, dropping entries too old or too many. */
+  #remember(map: Map<string, number>, id: string): void {
     const now = Date.now();
-    for (const key of keys) {
-      const id = `${bucket}/${key}`;
-      this.#deleted.delete(id);
-      this.#deleted.set(id, now);
-    }
-    // Oldest first (insertion order): drop what is too old or too many.
-    for (const [id, at] of this.#deleted) {
-      if (this.#deleted.size <= MAX_REMEMBERED && now - at < this.#o.rememberDeletesMs) break;
-      this.#deleted.delete(id);
+    map.delete(id);
+    map.set(id, now);
+    for (const [old, at] of map) {
+      if (map.size <= MAX_REMEMBERED && now - at < this.#o.rememberDeletesMs) break;
+      map.delete(old);
     }
   }
 
@@ -196,7 +228,7 @@ export class DegradedReader {
     const deadline = Date.now() + this.#o.locateTimeoutMs;
     const listings = await Promise.all(this.#o.backends.all().map((b) => this.#list(b.name, prefix, deadline)));
     const failed = listings.filter((l) => l.error !== undefined);
-    const found = newestGeneration(prefix, listings);
+    const found = newestGeneration(prefix, listings, (id) => this.#unconfirmed.has(id));
     const deletedAt = this.#deleted.get(`${bucket}/${key}`);
     if (!found || (deletedAt !== undefined && versionTime(found.versionId) <= deletedAt)) {
       // Without an answer from every backend, the object may be on one that did not answer.

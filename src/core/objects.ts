@@ -81,6 +81,7 @@ export class CoreObjectStore implements ObjectStore {
       await this.requireBucket(bucket);
       return this.#degraded.headObject(bucket, key, cond);
     }
+    this.#degraded.noteLive(v.versionId);
     checkReadConditions(v, cond);
     return v;
   }
@@ -103,6 +104,7 @@ export class CoreObjectStore implements ObjectStore {
       throw new CoreError('NoSuchKey', key);
     }
     const version = rowToVersion(rows[0]);
+    this.#degraded.noteLive(version.versionId);
     checkReadConditions(version, opts.conditions);
     const range = resolveRange(opts.range, version.size);
     if (version.size === 0) return { version, body: Readable.from([]) };
@@ -157,7 +159,7 @@ export class CoreObjectStore implements ObjectStore {
     if (input.conditions) checkWriteConditions(await this.#live(input.bucket, input.key), input.conditions);
     const fan = new FanOut(input.body, REPLAY_LIMIT);
     let ended: Promise<void> | undefined;
-    return writeVersion(this.#deps, {
+    return this.#degraded.guardWrite((r) => writeVersion(this.#deps, r), {
       bucket: input.bucket,
       key: input.key,
       size: input.size,
@@ -213,7 +215,7 @@ export class CoreObjectStore implements ObjectStore {
     const userMeta = input.metadataDirective === 'COPY' ? src.userMeta : input.userMeta;
     const tags = input.taggingDirective === 'REPLACE' ? (input.tags ?? {}) : await this.#tags(input.srcBucket, input.srcKey);
     const partSizes = await this.#partSizes(src);
-    return writeVersion(this.#deps, {
+    return this.#degraded.guardWrite((r) => writeVersion(this.#deps, r), {
       bucket: input.dstBucket,
       key: input.dstKey,
       size: src.size,

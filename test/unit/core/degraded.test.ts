@@ -157,7 +157,7 @@ describe('DegradedReader over fs backends', () => {
     await store(b, copyKey('data', key, v), body, meta);
     // The copy on `a` loses its bytes after the listing would have found it: HEAD and GET use `b`.
     const broken = new BackendRegistry([
-      { ...a, name: 'a', type: 'fs', list: (p, o) => a.list(p, o), head: async () => { throw new Error('disk error'); }, get: async () => { throw new Error('disk error'); } } as Backend,
+      { ...a, name: 'a', type: 'fs', list: (p: string, o?: { startAfter?: string; limit?: number }) => a.list(p, o), head: async () => { throw new Error('disk error'); }, get: async () => { throw new Error('disk error'); } } as unknown as Backend,
       b,
     ]);
     const r = new DegradedReader({ backends: broken, log: recordingLogger([]) });
@@ -177,9 +177,42 @@ describe('DegradedReader over fs backends', () => {
     assert.equal((await reader.headObject('data', key)).versionId, later);
   });
 
+  test('bytes of a write this instance did not see acknowledged are not answered, until the database says they are live', async () => {
+    const key = 'unacknowledged';
+    const v1 = newVersionId(Date.now() - 1_000);
+    await store(a, physicalKey('data', key, v1), Buffer.from('acknowledged'), { bucket: 'data', key, versionId: v1 });
+    let staged = '';
+    const write = (fail: boolean) =>
+      reader.guardWrite(
+        async (req) => {
+          const versionId = newVersionId();
+          staged = versionId;
+          const meta = { bucket: 'data', key, versionId };
+          await req.produce(b, physicalKey('data', key, versionId), meta, new AbortController().signal);
+          if (fail) throw new CoreError('ServiceUnavailable', 'the commit could not be confirmed');
+          return { bucket: 'data', key, versionId, size: 3, etag: md5(Buffer.from('new')), userMeta: {}, tagCount: 0, lastModified: new Date() };
+        },
+        {
+          bucket: 'data',
+          key,
+          size: 3,
+          meta: {},
+          produce: (backend, pkey, meta) => store(backend, pkey, Buffer.from('new'), meta),
+          retryable: () => false,
+          finalize: () => ({ etag: md5(Buffer.from('new')), userMeta: {}, tags: {} }) as never,
+        },
+      );
+    await assert.rejects(write(true));
+    assert.equal((await reader.headObject('data', key)).versionId, v1, 'the unacknowledged generation is skipped');
+    reader.noteLive(staged); // its commit did happen after all: a read from the database said so
+    assert.equal((await reader.headObject('data', key)).versionId, staged);
+    const acknowledged = await write(false);
+    assert.equal((await reader.headObject('data', key)).versionId, acknowledged.versionId);
+  });
+
   test('absent everywhere: NoSuchKey; absent on those that answered while one did not: ServiceUnavailable', async () => {
     await assert.rejects(reader.headObject('data', 'nowhere'), (e: unknown) => e instanceof CoreError && e.code === 'NoSuchKey');
-    const hanging = new BackendRegistry([a, { ...b, name: 'b', type: 'fs', list: () => new Promise(() => {}) } as Backend]);
+    const hanging = new BackendRegistry([a, { ...b, name: 'b', type: 'fs', list: () => new Promise(() => {}) } as unknown as Backend]);
     const r = new DegradedReader({ backends: hanging, log: recordingLogger([]), locateTimeoutMs: 200 });
     const started = Date.now();
     await assert.rejects(r.headObject('data', 'nowhere'), (e: unknown) => e instanceof CoreError && e.code === 'ServiceUnavailable');
