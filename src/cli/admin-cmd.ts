@@ -4,6 +4,7 @@
  * and the proto3 JSON of the response with `--json`.
  */
 import { parseArgs } from 'node:util';
+import { isJobsCommand, runJobsAdmin } from './jobs-cmd.js';
 import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
@@ -39,6 +40,9 @@ commands:
   backends               backends with quota and usage
   buckets                virtual buckets with usage and access key ids
   locate BUCKET KEY      the live version of an object and its physical copies
+  jobs list|get|watch|cancel|pause|resume, backends drain|cancel-drain NAME [--wait],
+  rebalance plan|apply [--wait]
+                         jobs, drains and rebalances (admin jobs --help)
 
 flags:
   --server URL           admin endpoint (default ${DEFAULT_ADMIN_URL})
@@ -242,6 +246,8 @@ export async function runAdmin(
   err: AdminTextSink = process.stderr,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
+  // Jobs, drains and rebalances have their own flags (--wait, --interval…): src/cli/jobs-cmd.ts.
+  if (isJobsCommand(args)) return runJobsAdmin(args, out, err, env);
   let parsed;
   try {
     parsed = parseArgs({
