@@ -242,7 +242,22 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     const s3Port = s3.port;
     const adminPort = admin.port;
     if (opts.workers !== false) {
-      workers = startWorkers({ db, backends: registry, log, metrics, owner: instanceId, ...(opts.clock ? { clock: opts.clock } : {}) }, config.workers, log);
+      const w = config.workers;
+      const replication = {
+        replicas: config.placement.replicas,
+        strategy: config.placement.strategy,
+        cleanupDelayMs: w.cleanupDelayMs,
+        ...(w.repairBandwidth !== undefined ? { repairBandwidth: w.repairBandwidth } : {}),
+        ...(w.scrubIntervalMs !== undefined ? { scrubIntervalMs: w.scrubIntervalMs } : {}),
+        ...(w.scrubRate !== undefined ? { scrubRate: w.scrubRate } : {}),
+        ...(w.scrubDeepIntervalMs !== undefined ? { scrubDeepIntervalMs: w.scrubDeepIntervalMs } : {}),
+        ...(w.scrubBandwidth !== undefined ? { scrubBandwidth: w.scrubBandwidth } : {}),
+      };
+      workers = startWorkers(
+        { db, backends: registry, log, metrics, owner: instanceId, replication, ...(opts.clock ? { clock: opts.clock } : {}) },
+        config.workers,
+        log,
+      );
     }
     loops.push(startHealthProbes(health, registry, log, { tickMs: opts.health?.probeTickMs ?? PROBE_TICK_MS }));
     // Crash leftovers older than the stale-write timeout (at least 10 minutes) belong to no live write.

@@ -25,6 +25,11 @@ export const DEFAULTS = {
   cleanupDelayMs: 30_000,
   staleWriteMs: 10 * 60_000,
   abandonedUploadMs: 7 * 24 * 3600_000,
+  repairBandwidth: 0,
+  scrubIntervalMs: 7 * 24 * 3600_000,
+  scrubRate: 10,
+  scrubDeepIntervalMs: 30 * 24 * 3600_000,
+  scrubBandwidth: 10 * 1024 * 1024,
   shutdownTimeoutMs: 30_000,
   /** Zero-config mode listens on loopback only: nothing is exposed until the operator asks for it. */
   zeroConfigS3Host: '127.0.0.1',
@@ -81,6 +86,11 @@ export function zeroConfig(dataDir = './data'): Config {
       cleanupDelayMs: DEFAULTS.cleanupDelayMs,
       staleWriteMs: DEFAULTS.staleWriteMs,
       abandonedUploadMs: DEFAULTS.abandonedUploadMs,
+      repairBandwidth: DEFAULTS.repairBandwidth,
+      scrubIntervalMs: DEFAULTS.scrubIntervalMs,
+      scrubRate: DEFAULTS.scrubRate,
+      scrubDeepIntervalMs: DEFAULTS.scrubDeepIntervalMs,
+      scrubBandwidth: DEFAULTS.scrubBandwidth,
     },
     demo: true,
   });

@@ -284,6 +284,16 @@ function readPlacement(c: Checker, v: unknown): Config['placement'] {
 /** The most copies one version may have (the database's CHECK on buckets.replicas agrees). */
 const MAX_REPLICAS = 16;
 
+/** A rate per second: a number greater than 0 and at most 100000, or undefined when absent. */
+function readRate(c: Checker, v: unknown, at: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 100_000) {
+    c.problem(at, `must be a number of items per second greater than 0 and at most 100000, got ${describe(v)}`);
+    return undefined;
+  }
+  return v;
+}
+
 /** A whole number in [min, max], or undefined when absent. */
 function readCount(c: Checker, v: unknown, at: string, min: number, max: number): number | undefined {
   if (v === undefined || v === null) return undefined;
@@ -485,7 +495,18 @@ function readBuckets(c: Checker, v: unknown): BucketConfig[] {
 }
 
 function readWorkers(c: Checker, v: unknown): Config['workers'] {
-  const w = c.mapping(v, 'workers', ['cleanup_interval', 'cleanup_delay', 'stale_write_timeout', 'abandoned_upload_timeout']) ?? {};
+  const w =
+    c.mapping(v, 'workers', [
+      'cleanup_interval',
+      'cleanup_delay',
+      'stale_write_timeout',
+      'abandoned_upload_timeout',
+      'repair_bandwidth',
+      'scrub_interval',
+      'scrub_rate',
+      'scrub_deep_interval',
+      'scrub_bandwidth',
+    ]) ?? {};
   const positive = (value: unknown, key: string, fallback: number): number => {
     const ms = c.duration(value, keyPath('workers', key));
     if (ms === 0) c.problem(keyPath('workers', key), 'must be greater than 0');
@@ -497,5 +518,11 @@ function readWorkers(c: Checker, v: unknown): Config['workers'] {
     cleanupDelayMs: c.duration(w.cleanup_delay, 'workers.cleanup_delay') ?? DEFAULTS.cleanupDelayMs,
     staleWriteMs: positive(w.stale_write_timeout, 'stale_write_timeout', DEFAULTS.staleWriteMs),
     abandonedUploadMs: positive(w.abandoned_upload_timeout, 'abandoned_upload_timeout', DEFAULTS.abandonedUploadMs),
+    // Bandwidths are bytes per second (`50MiB` reads as 50 MiB/s); 0 means unlimited. Durations of 0 turn a scrub pass off.
+    repairBandwidth: c.size(w.repair_bandwidth, 'workers.repair_bandwidth') ?? DEFAULTS.repairBandwidth,
+    scrubIntervalMs: c.duration(w.scrub_interval, 'workers.scrub_interval') ?? DEFAULTS.scrubIntervalMs,
+    scrubRate: readRate(c, w.scrub_rate, 'workers.scrub_rate') ?? DEFAULTS.scrubRate,
+    scrubDeepIntervalMs: c.duration(w.scrub_deep_interval, 'workers.scrub_deep_interval') ?? DEFAULTS.scrubDeepIntervalMs,
+    scrubBandwidth: c.size(w.scrub_bandwidth, 'workers.scrub_bandwidth') ?? DEFAULTS.scrubBandwidth,
   };
 }

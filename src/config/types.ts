@@ -128,6 +128,16 @@ export interface WorkersConfig {
   abandonedUploadMs: number;
   /** Pending (in-progress) writes whose heartbeat is older than this are aborted, ms (default 10 min). */
   staleWriteMs: number;
+  /** `workers.repair_bandwidth`: bytes per second repair and moves may stream on this instance; 0 = unlimited (default). */
+  repairBandwidth?: number;
+  /** `workers.scrub_interval`: a copy is HEAD-checked again once its last check is older than this, ms; 0 = off (default 7 days). */
+  scrubIntervalMs?: number;
+  /** `workers.scrub_rate`: cheap scrub checks per second, across instances (default 10). */
+  scrubRate?: number;
+  /** `workers.scrub_deep_interval`: time between two deep scrub passes (every copy re-read), ms; 0 = off (default 30 days). */
+  scrubDeepIntervalMs?: number;
+  /** `workers.scrub_bandwidth`: bytes per second the deep scrub reads; 0 = unlimited (default 10 MiB/s). */
+  scrubBandwidth?: number;
 }
 
 /** `breaker`: the circuit breaker of every backend (core/health.ts). */

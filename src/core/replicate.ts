@@ -291,6 +291,9 @@ export function copyVersionHandler(deps: ReplicationDeps): TaskHandler {
           const gone = await retireCopies(q, dest.versionId, [p.retire], 'move', deps.cleanupDelayMs);
           if (gone.length) deps.metrics?.repairRetired.inc({ reason: 'move' });
         }
+        // Bad copies are retired by repair once enough good ones exist: this copy may be the one it waited for.
+        const now = await loadReplicas(q, dest.versionId, deps.replicas);
+        if (now?.copies.some((c) => c.state === 'bad')) await enqueueRepairTask(q, dest.versionId, 'copy-published', deps.clock);
       };
     },
   };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { BackendRegistry } from '../core/backends.js';
 import { deleteCopyHandler, foldBucketStats } from '../core/copies.js';
 import { jobTaskHandlers, settleJobs } from '../core/job-kinds.js';
+import { replicationTaskHandlers, replicationUpkeep, type ReplicationSettings } from '../core/replication.js';
 import { abortAbandonedUploads, abortStaleWrites, rollBackStuckCompletions } from '../core/sweepers.js';
 import { purgeDeadTasks, runTaskBatch, systemClock, type Clock, type Db, type TaskHandler } from '../core/tasks.js';
 import type { WorkersConfig } from '../config/types.js';
@@ -23,11 +24,13 @@ export interface WorkerDeps {
   clock?: Clock;
   /** Identity of this instance (lease owner of the tasks it runs). */
   owner?: string;
+  /** Replication settings (placement.replicas, workers.repair_* and scrub_*); defaults when absent. */
+  replication?: Partial<ReplicationSettings>;
 }
 
 /** The task handlers of every kind core defines. */
 export function taskHandlers(deps: WorkerDeps): TaskHandler[] {
-  return [deleteCopyHandler(deps.db, deps.backends, deps.log), ...jobTaskHandlers(deps.db, deps.log)];
+  return [deleteCopyHandler(deps.db, deps.backends, deps.log), ...jobTaskHandlers(deps.db, deps.log), ...replicationTaskHandlers(deps, deps.replication)];
 }
 
 /** The task queue consumer: claims due tasks of every kind and runs their handlers. */
@@ -62,5 +65,7 @@ export function startWorkers(deps: WorkerDeps, cfg: WorkersConfig, log: Logger):
   runner.start(sweeper('dead-tasks', () => purgeDeadTasks(deps.db, DEAD_TASK_RETENTION_MS, clock)), 3_600_000);
   // Settles jobs with nothing left (done, failed, cancelled, or another planning pass).
   runner.start(sweeper('jobs', () => settleJobs(deps.db, deps.log)), 1_000);
+  // Replica convergence after a change of the wanted counts, and the scrub tasks queued (cheap, idempotent).
+  runner.start(sweeper('replication-upkeep', () => replicationUpkeep(deps, deps.replication)), 60_000);
   return runner;
 }

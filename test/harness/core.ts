@@ -75,7 +75,9 @@ export async function coreFixture(
     dir,
     async drain() {
       const queue = { db, log, clock, owner: 'test' };
-      while ((await runTaskBatch(queue, taskHandlers({ db, backends: registry, log }), 64)) > 0) {
+      // Replication follows the write settings of the moment (tests may change deps.replicas).
+      const replication = { replicas: deps.replicas ?? 1, strategy: deps.strategy, cleanupDelayMs: deps.cleanupDelayMs };
+      while ((await runTaskBatch(queue, taskHandlers({ db, backends: registry, log, clock, replication }), 64)) > 0) {
         // keep going until nothing is due
       }
     },

@@ -108,9 +108,16 @@ export function bucketReplicas(bucket: string, defaultReplicas: number): Sql {
   return { text: `SELECT coalesce(replicas, $2)::int AS want FROM buckets WHERE name = $1`, values: [bucket, defaultReplicas] };
 }
 
-/** Buckets that follow the default replica count (no `replicas` of their own). */
-export function bucketsOnDefault(): Sql {
-  return { text: `SELECT name FROM buckets WHERE replicas IS NULL ORDER BY name`, values: [] };
+/**
+ * Every bucket with the replica count it wants (`$1` when it has none) and the count it was last converged
+ * to (settings `replicas:<bucket>`, NULL when never).
+ */
+export function replicaTargets(defaultReplicas: number): Sql {
+  return {
+    text: `SELECT b.name, coalesce(b.replicas, $1)::int AS want, s.value AS last
+           FROM buckets b LEFT JOIN settings s ON s.key = 'replicas:' || b.name ORDER BY b.name`,
+    values: [defaultReplicas],
+  };
 }
 
 /** A copy scrub verifies. */
@@ -149,11 +156,7 @@ export function deepScrubPage(after: { versionId: string; backend: string } | nu
   };
 }
 
-/** A setting (bootstrap fact) by key. */
-export function selectSetting(key: string): Sql {
-  return { text: `SELECT value FROM settings WHERE key = $1`, values: [key] };
-}
-
+/** Records a setting (bootstrap fact). */
 export function upsertSetting(key: string, value: string): Sql {
   return {
     text: `INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
