@@ -5,8 +5,9 @@ import { startAdminServer, type AdminServer } from './admin/server.js';
 import { BackendError } from './backends/backend.js';
 import { createBackend, FsBackend } from './backends/index.js';
 import { DEFAULTS } from './config/defaults.js';
-import type { Config } from './config/types.js';
+import type { Config, ServerMode } from './config/types.js';
 import { BackendRegistry } from './core/backends.js';
+import { BackendFleet } from './core/backend-fleet.js';
 import { ChangeBus } from './core/changes.js';
 import { expectFsIdentities, recordFsIdentities, startFsSweeps } from './core/fs-upkeep.js';
 import { HealthTracker, startHealthProbes, type HealthOptions } from './core/health.js';
@@ -17,7 +18,7 @@ import { loadMasterKey } from './core/secrets.js';
 import { sealPlaintextSecrets } from './core/secret-store.js';
 import { CoreMultipartStore } from './core/multipart.js';
 import type { WriteDeps } from './core/writes.js';
-import { listBackendRecords, listBucketRecords, syncConfigBackends } from './core/fleet.js';
+import { listBackendRecords, listBucketRecords } from './core/fleet.js';
 import { taskCounts, type Clock } from './core/tasks.js';
 import { JobControl } from './core/job-kinds.js';
 import { createLogger, type Logger } from './log.js';
@@ -47,6 +48,19 @@ export interface Orchestrator {
    * credentials, buckets) subscribe to their topic here; writers notify in their transaction.
    */
   readonly changes: ChangeBus;
+  /** The backends as runtime rows: the catalog following them and the control behind BackendService. */
+  readonly fleet: BackendFleet;
+  /** What this instance runs (`server.mode`, or StartOptions.mode). */
+  readonly mode: ServerMode;
+  /**
+   * Applies a new configuration's declared entries without a restart (SIGHUP): the backends it declares,
+   * then every hook added with {@link onReload} (buckets, credentials). Settings other than declared entries
+   * (listen addresses, database, workers…) need a restart. Rejects when applying failed; what was applied
+   * before the failure stays.
+   */
+  reload(config: Config): Promise<void>;
+  /** Adds a step to {@link reload} (run in order, after the backends). */
+  onReload(hook: (config: Config) => Promise<void>): void;
   /** The zero-config bucket's credential (only in demo mode). */
   readonly demo?: { bucket: string; accessKeyId: string; secretAccessKey: string; created: boolean };
   /** The address actually bound by each listener, `host:port`. */
@@ -66,8 +80,10 @@ export interface Orchestrator {
 
 export interface StartOptions {
   log?: Logger;
-  /** Run the background workers in this process (default true). */
+  /** Run the background workers in this process (default true; false also when the mode is `api`). */
   workers?: boolean;
+  /** What to run; overrides `server.mode` (the CLI's `serve --mode`). */
+  mode?: ServerMode;
   /** The clock leases, heartbeats and janitors are judged by (tests move it; default the database's). */
   clock?: Clock;
   /** Told each start-up step as it begins (the CLI prints them: a first start may take seconds). */
@@ -90,9 +106,10 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   const log = opts.log ?? createLogger();
   const progress = opts.progress ?? (() => {});
   const { s3: s3Cfg, admin: adminCfg } = config.server;
+  const mode: ServerMode = opts.mode ?? config.server.mode ?? 'all';
   // Before anything is created: a listener that cannot be bound fails the start with the reason.
   progress(`checking the listeners (S3 ${formatHostPort(s3Cfg.host, s3Cfg.port)}, admin ${formatHostPort(adminCfg.host, adminCfg.port)})`);
-  await probeListen('server.s3.listen', s3Cfg.host, s3Cfg.port);
+  if (mode !== 'worker') await probeListen('server.s3.listen', s3Cfg.host, s3Cfg.port);
   await probeListen('server.admin.listen', adminCfg.host, adminCfg.port);
   const metrics = createMetrics();
   const instanceId = randomUUID();
@@ -117,6 +134,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   let admin: AdminServer | undefined;
   let workers: WorkerRunner | undefined;
   let registry: BackendRegistry | undefined;
+  let fleet: BackendFleet | undefined;
   const loops: { stop(): Promise<void> }[] = [];
   let stopping = false;
   const shutdownTimeoutMs = config.server.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs;
@@ -137,6 +155,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     await step('workers', () => workers?.stop());
     await step('probes and sweeps', () => Promise.all(loops.map((l) => l.stop())));
     await step('change bus', () => changes.stop());
+    await step('backend fleet', () => fleet?.stop());
     await step('admin server', () => admin?.close());
     await step('backends', () => registry?.close());
     await step('database', () => db.close());
@@ -157,14 +176,6 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     await expectFsIdentities(db, fsBackends);
     await checkBackends(registry, health, log);
     await recordFsIdentities(db, fsBackends, log);
-    const undeclared = await syncConfigBackends(db, config.backends);
-    for (const b of undeclared) {
-      log.warn('backend has rows in the database but is not in the configuration; its copies are unreachable', {
-        backend: b.name,
-        objects: b.objectCount,
-        usedBytes: b.usedBytes,
-      });
-    }
     progress('loading the master key');
     const secrets = await loadMasterKey({
       ...(config.server.masterKeyFile ? { file: config.server.masterKeyFile } : {}),
@@ -173,6 +184,16 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     });
     const resealed = await sealPlaintextSecrets(db, secrets);
     if (Object.keys(resealed).length > 0) log.info('sealed secrets stored in plain text by an earlier version', { columns: resealed });
+    // The config file's backends are the desired state of the rows they declare; the registry then follows
+    // the rows (API-added backends included) on every instance.
+    fleet = new BackendFleet({ db, bus: changes, registry, health, secrets, log: log.child({ component: 'backends' }), fsBackends });
+    fleet.catalog.adopt(config.backends);
+    progress('applying the configured backends');
+    await fleet.applyDeclared(config.backends, config.source);
+    fleet.follow();
+    const reloadHooks: ((next: Config) => Promise<void>)[] = [];
+    // SIGHUP re-applies the declared buckets and credentials too (core/tenants.ts).
+    reloadHooks.push((next) => syncTenants(db, next.buckets, secrets, { ...(next.source ? { file: next.source } : {}), changes }));
     await syncTenants(db, config.buckets, secrets, { ...(config.source ? { file: config.source } : {}), changes });
     const demo = config.demo ? await ensureDemoTenant(db, secrets) : undefined;
     const tenants = new DbTenantDirectory(db, secrets, changes);
@@ -180,6 +201,8 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       db,
       backends: registry,
       strategy: config.placement.strategy,
+      replicas: config.placement.replicas,
+      ...(config.placement.writeQuorum !== undefined ? { writeQuorum: config.placement.writeQuorum } : {}),
       cleanupDelayMs: config.workers.cleanupDelayMs,
       heartbeatMs: Math.max(1_000, Math.floor(config.workers.staleWriteMs / 4)),
       staleMs: config.workers.staleWriteMs,
@@ -189,7 +212,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     const store = new CoreObjectStore(writeDeps, tenants, new DegradedReader({ backends: registry, log, metrics }));
     const multipart = new CoreMultipartStore(writeDeps, store);
     progress('starting the S3 and admin listeners');
-    s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
+    if (mode !== 'worker') s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
     const reg = registry;
     metrics.setBackendUsage(async () =>
       (await listBackendRecords(db)).filter((r) => reg.get(r.name)).map((r) => ({ backend: r.name, usedBytes: r.usedBytes })),
@@ -210,38 +233,43 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         instanceId,
       }),
       listBackends: async () => {
-        const byName = new Map((await listBackendRecords(db)).map((r) => [r.name, r]));
-        return config.backends.map((b) => {
-          const r = byName.get(b.name);
+        // Every backend row not removed, in placement order (those this instance has not built last).
+        const pos = new Map(reg.names.map((n, i) => [n, i]));
+        const rows = (await listBackendRecords(db)).filter((r) => r.state !== 'removed');
+        rows.sort((a, b) => (pos.get(a.name) ?? Number.MAX_SAFE_INTEGER) - (pos.get(b.name) ?? Number.MAX_SAFE_INTEGER));
+        return rows.map((r) => {
+          const h = health.get(r.name);
           return {
-            name: b.name,
-            type: b.type,
-            quotaBytes: b.quotaBytes,
-            usedBytes: r?.usedBytes ?? 0,
-            reservedBytes: r?.reservedBytes ?? 0,
-            objectCount: r?.objectCount ?? 0,
-            healthy: health.get(b.name)?.state === 'healthy',
-            health: health.get(b.name)!,
-            state: r?.state ?? 'active',
-            source: r?.source ?? 'config',
-            ...(r?.zone ? { zone: r.zone } : {}),
+            name: r.name,
+            type: r.type === 'fs' ? 'fs' : 's3',
+            quotaBytes: r.quotaBytes,
+            usedBytes: r.usedBytes,
+            reservedBytes: r.reservedBytes,
+            objectCount: r.objectCount,
+            healthy: h?.state === 'healthy',
+            ...(h ? { health: h } : {}),
+            state: r.state,
+            source: r.source,
+            ...(r.zone ? { zone: r.zone } : {}),
           };
         });
       },
       listBuckets: () => listBucketRecords(db),
       jobs: new JobControl(db, {
         strategy: config.placement.strategy,
-        backendOrder: () => config.backends.map((b) => b.name),
+        backendOrder: () => [...reg.names],
         cleanupDelayMs: config.workers.cleanupDelayMs,
         wake: () => workers?.wake(),
       }),
       locate: (bucket, key) => store.locate(bucket, key),
+      backendControl: fleet.control,
+      ...(mode === 'worker' ? { rpcs: false } : {}),
       ready: () => readiness(db, health, () => stopping),
     };
     admin = await startAdminServer(adminDeps, { host: adminCfg.host, port: adminCfg.port });
-    const s3Port = s3.port;
+    const s3Port = s3?.port ?? 0;
     const adminPort = admin.port;
-    if (opts.workers !== false) {
+    if (opts.workers !== false && mode !== 'api') {
       const w = config.workers;
       const replication = {
         replicas: config.placement.replicas,
@@ -266,6 +294,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     changes.start();
     let stopped: Promise<void> | undefined;
     const server = s3;
+    const runningFleet = fleet;
     return {
       s3Port,
       adminPort,
@@ -277,10 +306,19 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       backends: registry,
       metrics,
       changes,
+      fleet: runningFleet,
+      mode,
+      reload: async (next) => {
+        await runningFleet.applyDeclared(next.backends, next.source);
+        for (const hook of reloadHooks) await hook(next);
+      },
+      onReload: (hook) => {
+        reloadHooks.push(hook);
+      },
       ...(demo ? { demo } : {}),
       wakeWorkers: () => workers?.wake(),
       stop: (o = {}) => {
-        if (stopped && o.deadlineMs === 0) void server.drain(0);
+        if (stopped && o.deadlineMs === 0) void server?.drain(0);
         return (stopped ??= stopAll(o.deadlineMs ?? shutdownTimeoutMs));
       },
     };

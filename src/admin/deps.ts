@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client';
 import type { BackendHealth } from '../core/health.js';
 import type { JobControl } from '../core/job-kinds.js';
 import type { CopyLocation, ObjectVersion } from '../core/types.js';
+import type { BackendControl } from '../core/backend-control.js';
 import type { Logger } from '../log.js';
 
 /** What {@link AdminDeps.status} reports about the running instance. */
@@ -81,6 +82,10 @@ export interface AdminDeps {
   ready(): Promise<Readiness | boolean>;
   /** Jobs, drains, rebalances and bucket purges (JobService); the service is not served without it. */
   jobs?: JobControl;
+  /** Backends managed at runtime (BackendService); the service is not served without it. */
+  backendControl?: BackendControl;
+  /** false: serve no RPC at all, only /healthz, /readyz and /metrics (`server.mode: worker`). */
+  rpcs?: boolean;
   /** Served on GET /metrics. */
   registry: Registry;
   /** When set, every admin RPC requires `authorization: Bearer <token>`. */

@@ -4,9 +4,11 @@ import net from 'node:net';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { AdminService, file_s3o_admin_v1_admin } from '../../gen/s3o/admin/v1/admin_pb.js';
+import { BackendService, file_s3o_admin_v1_backends } from '../../gen/s3o/admin/v1/backends_pb.js';
 import { file_s3o_admin_v1_jobs, JobService } from '../../gen/s3o/admin/v1/jobs_pb.js';
 import { listenError } from '../listen.js';
 import { bearerAuth } from './auth.js';
+import { BackendServiceImpl } from './backends-service.js';
 import type { AdminDeps } from './deps.js';
 import { registerReflection } from './reflection.js';
 import { JobServiceImpl } from './jobs-service.js';
@@ -104,9 +106,16 @@ function sniff(socket: net.Socket, onH1: (s: net.Socket) => void, onH2: (s: net.
 export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions): Promise<AdminServer> {
   const interceptors: Interceptor[] = deps.token !== undefined ? [bearerAuth(deps.token)] : [];
   const routes = (router: ConnectRouter) => {
+    // A worker-mode instance serves only the probes and metrics on this port.
+    if (deps.rpcs === false) return;
     router.service(AdminService, new AdminServiceImpl(deps));
     if (deps.jobs) router.service(JobService, new JobServiceImpl(deps.jobs, deps.log));
-    registerReflection(router, [file_s3o_admin_v1_admin, ...(deps.jobs ? [file_s3o_admin_v1_jobs] : [])]);
+    if (deps.backendControl) router.service(BackendService, new BackendServiceImpl(deps.backendControl, deps.log));
+    registerReflection(router, [
+      file_s3o_admin_v1_admin,
+      ...(deps.jobs ? [file_s3o_admin_v1_jobs] : []),
+      ...(deps.backendControl ? [file_s3o_admin_v1_backends] : []),
+    ]);
   };
   const handler = withProbes(deps, connectNodeAdapter({ routes, interceptors }) as NodeHandler);
 

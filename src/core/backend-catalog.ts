@@ -139,7 +139,9 @@ export class BackendCatalog {
       this.#deps.hooks?.removed?.(name);
       log.info('backend dropped from this instance', { backend: name });
     }
-    registry.setOrder(rows.filter((r) => r.state !== 'removed').map((r) => r.name));
+    const live = rows.filter((r) => r.state !== 'removed');
+    registry.setOrder(live.map((r) => r.name));
+    registry.setReadPriorities(live.map((r) => [r.name, r.read_priority] as const));
   }
 
   #closeLater(b: Backend): void {
