@@ -9,7 +9,7 @@ import type { S3ServerConfig } from '../config/types.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { verifyRequest } from './auth/sigv4.js';
-import type { AuthenticatedRequest, RequestHead } from './auth/types.js';
+import type { RequestHead } from './auth/types.js';
 import { PROVIDER_UNAVAILABLE, S3Error } from './errors.js';
 import { route, type S3Op } from './router.js';
 import { errorResult, newHostId, newRequestId, toClientError, type S3Result } from './result.js';
@@ -26,6 +26,7 @@ import { listMultipartUploads, listParts } from './ops/multipart-list.js';
 import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './ops/tagging.js';
 import { bucketCors, corsResponseHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './ops/cors.js';
 import { checkRequestHeaders, presignedHead } from './unapplied.js';
+import { authorize } from './access.js';
 
 /** What the S3 server needs from the rest of the process. */
 export interface S3Deps {
@@ -37,16 +38,8 @@ export interface S3Deps {
   log: Logger;
 }
 
-/** Throws AccessDenied unless the credential may use every bucket the operation names. */
-export function authorize(auth: AuthenticatedRequest, op: S3Op): void {
-  const buckets: string[] = [];
-  if ('bucket' in op) buckets.push(op.bucket);
-  if (op.op === 'CopyObject' || op.op === 'UploadPartCopy') buckets.push(op.srcBucket);
-  for (const b of buckets) {
-    // Same answer whether or not the bucket exists: existence is not leaked to other tenants.
-    if (!auth.credential.buckets.includes(b)) throw new S3Error('AccessDenied');
-  }
-}
+/** Throws AccessDenied unless the credential's grants allow the operation (see access.ts). */
+export { authorize } from './access.js';
 
 function dispatch(ctx: OpContext, op: S3Op): Promise<S3Result> {
   switch (op.op) {
@@ -61,7 +54,7 @@ function dispatch(ctx: OpContext, op: S3Op): Promise<S3Result> {
     case 'CreateBucket':
       return createBucket(ctx, op);
     case 'DeleteBucket':
-      return deleteBucket();
+      return deleteBucket(ctx, op);
     case 'ListObjectsV2':
       return listObjectsV2(ctx, op);
     case 'ListObjects':

@@ -1,7 +1,7 @@
 /**
  * Bucket-level operations: ListBuckets, HeadBucket, GetBucketLocation, GetBucketVersioning,
- * CreateBucket and DeleteBucket. Buckets are managed by configuration and the admin API, so
- * CreateBucket only acknowledges buckets the credential already owns.
+ * CreateBucket and DeleteBucket. Buckets come from the configuration, the admin API, or CreateBucket by
+ * a credential allowed to create buckets (which then owns the bucket and may delete it while empty).
  */
 import { S3Error } from '../errors.js';
 import { isoDate } from '../headers.js';
@@ -17,7 +17,7 @@ async function requireBucket(ctx: OpContext, bucket: string): Promise<void> {
   if (!(await ctx.tenants.getBucket(bucket))) throw new S3Error('NoSuchBucket', undefined, { BucketName: bucket });
 }
 
-/** ListBuckets: only the buckets of the requesting credential. */
+/** ListBuckets: exactly the buckets the requesting credential has a grant on. */
 export async function listBuckets(ctx: OpContext): Promise<S3Result> {
   const buckets = await ctx.tenants.listBuckets(ctx.auth.credential.buckets);
   return xmlResult(
@@ -55,9 +55,11 @@ export async function getBucketVersioning(ctx: OpContext, op: Op<'GetBucketVersi
 const MAX_CREATE_BODY = 64 * 1024;
 
 /**
- * CreateBucket: authorization already established that the credential owns the name, so this is the
- * us-east-1 "you already own it" success. A LocationConstraint must name this endpoint's region (S3
- * answers IllegalLocationConstraintException otherwise; an empty one means us-east-1).
+ * CreateBucket: a bucket the credential already has a grant on is the us-east-1 "you already own it"
+ * success; otherwise the credential must be allowed to create buckets (AccessDenied otherwise) and the
+ * name must be free (BucketAlreadyExists otherwise); the new bucket is owned by the credential, which gets
+ * a read-write grant on it. A LocationConstraint must name this endpoint's region (S3 answers
+ * IllegalLocationConstraintException otherwise; an empty one means us-east-1).
  */
 export async function createBucket(ctx: OpContext, op: Op<'CreateBucket'>): Promise<S3Result> {
   const { text } = await readSmallBody(ctx, MAX_CREATE_BODY);
@@ -72,11 +74,17 @@ export async function createBucket(ctx: OpContext, op: Op<'CreateBucket'>): Prom
       );
     }
   }
-  await requireBucket(ctx, op.bucket);
+  if (!ctx.auth.credential.buckets.includes(op.bucket)) await ctx.tenants.createBucketFor(ctx.auth.credential, op.bucket);
   return { status: 200, headers: { Location: `/${op.bucket}` } };
 }
 
-/** DeleteBucket: buckets are not managed through S3. */
-export async function deleteBucket(): Promise<S3Result> {
-  throw new S3Error('AccessDenied', 'Buckets are managed by the orchestrator configuration, not through S3.');
+/**
+ * DeleteBucket: only an empty bucket the credential created through S3 (BucketNotEmpty when it holds
+ * objects or uploads); any other bucket is AccessDenied (they are managed by the configuration and the
+ * admin API).
+ */
+export async function deleteBucket(ctx: OpContext, op: Op<'DeleteBucket'>): Promise<S3Result> {
+  if (!ctx.auth.credential.buckets.includes(op.bucket)) throw new S3Error('AccessDenied');
+  await ctx.tenants.deleteBucketFor(ctx.auth.credential, op.bucket);
+  return { status: 204, headers: {} };
 }

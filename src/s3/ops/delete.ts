@@ -6,6 +6,7 @@ import { MAX_KEY_BYTES } from '../router.js';
 import { xmlResult, type S3Result } from '../result.js';
 import { el, parseDeleteRequest, xmlDocument, type Xml } from '../xml.js';
 import { checkContentMd5, readSmallBody, type OpContext } from './common.js';
+import { grantOf, keyAllowed } from '../access.js';
 
 /** 1000 keys of at most 1024 bytes, generously escaped, fit in this. */
 const MAX_DELETE_BODY = 8 * 1024 * 1024;
@@ -21,6 +22,7 @@ export async function deleteObjects(ctx: OpContext, op: Extract<S3Op, { op: 'Del
   const { text, digests } = await readSmallBody(ctx, MAX_DELETE_BODY);
   checkContentMd5(ctx, digests.md5);
   const req = parseDeleteRequest(text);
+  const grant = grantOf(ctx.auth.credential, op.bucket);
   const results: Xml[] = [];
   const keys: string[] = [];
   for (const o of req.objects) {
@@ -30,6 +32,9 @@ export async function deleteObjects(ctx: OpContext, op: Extract<S3Op, { op: 'Del
       results.push(errorEntry(o.key, 'KeyTooLongError', 'Your key is too long'));
     } else if (o.key === '') {
       results.push(errorEntry(o.key, 'UserKeyMustBeSpecified', 'The key must be specified.'));
+    } else if (grant && !keyAllowed(grant, o.key)) {
+      // A credential confined to a prefix deletes only under it; each other key is refused on its own.
+      results.push(errorEntry(o.key, 'AccessDenied', 'Access Denied'));
     } else {
       keys.push(o.key);
     }

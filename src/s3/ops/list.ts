@@ -9,6 +9,8 @@ import type { S3Op } from '../router.js';
 import { xmlResult, type S3Result } from '../result.js';
 import { el, opt, xmlDocument, type Xml } from '../xml.js';
 import { ownerXml, s3UrlEncode, type OpContext } from './common.js';
+import { clipListing, grantOf } from '../access.js';
+import { compareKeys } from '../../core/list.js';
 
 type V2 = Extract<S3Op, { op: 'ListObjectsV2' }>;
 type V1 = Extract<S3Op, { op: 'ListObjects' }>;
@@ -28,8 +30,18 @@ export function decodeContinuationToken(token: string): string {
   return after;
 }
 
+/** Lists what the request asks, clipped to the credential's key prefix (access.ts). */
 async function list(ctx: OpContext, op: V1 | V2, after: string | undefined): Promise<ListResult> {
-  const input: ListInput = { bucket: op.bucket, prefix: op.prefix, maxKeys: op.maxKeys };
+  const grant = grantOf(ctx.auth.credential, op.bucket);
+  const clip = grant ? clipListing(grant, op.prefix, op.delimiter) : { kind: 'list' as const, prefix: op.prefix };
+  if (clip.kind === 'one-prefix') {
+    // Everything the credential may see rolls up into one common prefix: shown when something lies under it.
+    const cp = clip.commonPrefix;
+    if (op.maxKeys === 0 || (after !== undefined && compareKeys(cp, after) <= 0)) return { objects: [], commonPrefixes: [], isTruncated: false };
+    const probe = await ctx.store.listObjects({ bucket: op.bucket, prefix: clip.grantPrefix, maxKeys: 1 });
+    return { objects: [], commonPrefixes: probe.objects.length > 0 ? [cp] : [], isTruncated: false };
+  }
+  const input: ListInput = { bucket: op.bucket, prefix: clip.prefix, maxKeys: op.maxKeys };
   if (op.delimiter !== undefined) input.delimiter = op.delimiter;
   if (after !== undefined) input.after = after;
   return ctx.store.listObjects(input);

@@ -7,6 +7,9 @@ import type { S3Op } from '../router.js';
 import { xmlResult, type S3Result } from '../result.js';
 import { el, opt, xmlDocument } from '../xml.js';
 import { ownerXml, s3UrlEncode, type OpContext } from './common.js';
+import { clipListing, grantOf } from '../access.js';
+import { compareKeys } from '../../core/list.js';
+import type { ListUploadsResult } from '../../core/types.js';
 
 type Op<K extends S3Op['op']> = Extract<S3Op, { op: K }>;
 
@@ -43,13 +46,28 @@ export async function listParts(ctx: OpContext, op: Op<'ListParts'>): Promise<S3
   return xmlResult(200, xmlDocument('ListPartsResult', body));
 }
 
-/** ListMultipartUploads: uploads in progress by key then upload id, with prefix/delimiter grouping. */
-export async function listMultipartUploads(ctx: OpContext, op: Op<'ListMultipartUploads'>): Promise<S3Result> {
-  const opts: Parameters<typeof ctx.multipart.listMultipartUploads>[1] = { prefix: op.prefix, maxUploads: op.maxUploads };
+/** The uploads the request asks for, clipped to the credential's key prefix (access.ts). */
+async function listUploads(ctx: OpContext, op: Op<'ListMultipartUploads'>): Promise<ListUploadsResult> {
+  const grant = grantOf(ctx.auth.credential, op.bucket);
+  const clip = grant ? clipListing(grant, op.prefix, op.delimiter) : { kind: 'list' as const, prefix: op.prefix };
+  if (clip.kind === 'one-prefix') {
+    const cp = clip.commonPrefix;
+    if (op.maxUploads === 0 || (op.keyMarker !== undefined && compareKeys(cp, op.keyMarker) <= 0)) {
+      return { uploads: [], commonPrefixes: [], isTruncated: false };
+    }
+    const probe = await ctx.multipart.listMultipartUploads(op.bucket, { prefix: clip.grantPrefix, maxUploads: 1 });
+    return { uploads: [], commonPrefixes: probe.uploads.length > 0 ? [cp] : [], isTruncated: false };
+  }
+  const opts: Parameters<typeof ctx.multipart.listMultipartUploads>[1] = { prefix: clip.prefix, maxUploads: op.maxUploads };
   if (op.delimiter !== undefined) opts.delimiter = op.delimiter;
   if (op.keyMarker !== undefined) opts.keyMarker = op.keyMarker;
   if (op.uploadIdMarker !== undefined) opts.uploadIdMarker = op.uploadIdMarker;
-  const r = await ctx.multipart.listMultipartUploads(op.bucket, opts);
+  return ctx.multipart.listMultipartUploads(op.bucket, opts);
+}
+
+/** ListMultipartUploads: uploads in progress by key then upload id, with prefix/delimiter grouping. */
+export async function listMultipartUploads(ctx: OpContext, op: Op<'ListMultipartUploads'>): Promise<S3Result> {
+  const r = await listUploads(ctx, op);
   const enc = op.encodeUrl ? s3UrlEncode : (s: string) => s;
   const body = [
     el('Bucket', op.bucket),
