@@ -6,7 +6,9 @@
  * - `scrub` (cheap pass): HEAD of the least recently verified live copies (index object_copies_verified),
  *   those not verified within `workers.scrub_interval`, on backends this instance sees as available; a
  *   copy that is missing or has the wrong size is marked bad ({@link markCopyBad} queues its repair), the
- *   others get `verified_at = now()`. Paced at `workers.scrub_rate` copies per second.
+ *   others get `verified_at = now()`; a version whose live copy count differs from its bucket's replica
+ *   count gets a `repair-version` (so a copy-version task that died is made up for within a scrub
+ *   interval). Paced at `workers.scrub_rate` copies per second.
  * - `scrub-deep` (deep pass): walks every live copy in primary-key order (the cursor is the task's
  *   payload) and re-reads it whole, paced by `workers.scrub_bandwidth`, checking the size and the ETag
  *   recomputed from the bytes: the MD5 of a single-part object, or md5-of-part-md5s-N of a multipart object
@@ -71,7 +73,10 @@ export function scrubHandler(deps: ReplicationDeps, s: ScrubSettings): TaskHandl
       const batch = Math.max(1, Math.min(500, Math.round(s.rate * 10)));
       const health = deps.backends.health;
       const reachable = deps.backends.names.filter((n) => !health || health.isAvailable(n));
-      const { rows } = await run<rq.ScrubRow>(deps.db, rq.scrubCandidates(reachable, s.intervalMs, batch, deps.clock?.skewMs() ?? 0));
+      const skew = deps.clock?.skewMs() ?? 0;
+      const { rows } = await run<rq.ScrubRow>(deps.db, rq.scrubCandidates(reachable, s.intervalMs, batch, skew, deps.replicas));
+      // Versions whose live copy count is off get a repair (a singleton: queued once however many copies say so).
+      const offCount = [...new Set(rows.filter((r) => r.live !== r.want).map((r) => r.version_id))];
       const verdict: Verdict = { ok: [], bad: [] };
       let next = 0;
       const worker = async (): Promise<void> => {
@@ -96,6 +101,7 @@ export function scrubHandler(deps: ReplicationDeps, s: ScrubSettings): TaskHandl
       const delayMs = full ? Math.max(0, (batch / s.rate) * 1000 - (Date.now() - started)) : Math.min(IDLE_MS, s.intervalMs);
       return async (q) => {
         await record(q, verdict);
+        if (offCount.length > 0) await run(q, rq.enqueuePerVersion('repair-version', 'repair:', offCount, { reason: 'scrub: replica count' }, skew));
         await enqueueTask(q, 'scrub', {}, { singletonKey: 'scrub', delayMs }, deps.clock);
       };
     },

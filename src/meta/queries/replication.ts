@@ -128,20 +128,27 @@ export interface ScrubRow {
   size: number;
   etag: string | null;
   part_sizes: number[] | null;
+  /** Cheap pass only: the version's live copies and the count its bucket wants. */
+  live?: number;
+  want?: number;
 }
 
 /**
  * The least recently verified live copies (never verified first) not verified within `minAgeMs`, on the
- * given backends: the index object_copies_verified gives them in order.
+ * given backends: the index object_copies_verified gives them in order. With each, its version's live copy
+ * count and wanted count (primary-key probes), so the pass also finds versions whose replica count is off
+ * (a copy-version task that died, a change nobody converged).
  */
-export function scrubCandidates(backends: readonly string[], minAgeMs: number, limit: number, skewMs: number): Sql {
+export function scrubCandidates(backends: readonly string[], minAgeMs: number, limit: number, skewMs: number, defaultReplicas: number): Sql {
   return {
-    text: `SELECT c.version_id, c.backend, c.physical_key, c.size, v.etag, v.part_sizes
-           FROM object_copies c JOIN object_versions v ON v.version_id = c.version_id
+    text: `SELECT c.version_id, c.backend, c.physical_key, c.size, v.etag, v.part_sizes,
+             (SELECT count(*) FROM object_copies x WHERE x.version_id = c.version_id AND x.state = 'live')::int AS live,
+             coalesce(b.replicas, $5)::int AS want
+           FROM object_copies c JOIN object_versions v ON v.version_id = c.version_id JOIN buckets b ON b.name = v.bucket
            WHERE c.state = 'live' AND c.backend = ANY($1::text[])
              AND (c.verified_at IS NULL OR c.verified_at < ${now(4)} - ($2::double precision * interval '1 millisecond'))
            ORDER BY c.verified_at NULLS FIRST, c.version_id, c.backend LIMIT $3`,
-    values: [backends, minAgeMs, limit, skewMs],
+    values: [backends, minAgeMs, limit, skewMs, defaultReplicas],
   };
 }
 

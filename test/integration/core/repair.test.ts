@@ -217,6 +217,22 @@ describe('repair, convergence and scrub', () => {
     await assertLedger(f.db, 'after deep scrub repair');
   });
 
+  test('the cheap scrub also queues repair for a version below its replica count (a copy task that died)', async () => {
+    const v = await put('under/1', 'under-replicated');
+    await setReplicas(2);
+    // Nobody converged: only the scrub notices.
+    await f.db.tx((q) => ensureScrubTasks(q, scrub, f.clock));
+    f.clock.advance(scrub.intervalMs + 1_000);
+    await runScrub('scrub');
+    const { rows } = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE kind = 'repair-version' AND payload->>'versionId' = $1`, [
+      v.versionId,
+    ]);
+    assert.equal(rows[0]!.n, 1);
+    await runAll();
+    assert.deepEqual(await states(v.versionId), ['fs-a:live', 'fs-b:live']);
+    await assertLedger(f.db, 'after scrub-driven repair');
+  });
+
   test('a pending copy whose task died is dropped by repair; its reservation settled and its bytes deleted', async () => {
     const v = await put('orphan/1', 'orphan');
     await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
