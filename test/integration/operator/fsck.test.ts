@@ -4,11 +4,12 @@
  * pass is clean with the quota ledger exact.
  */
 import assert from 'node:assert/strict';
-import { truncate, unlink, utimes } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
-import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { FsBackend } from '../../../src/backends/fs.js';
 import { newVersionId, physicalKey } from '../../../src/backends/layout.js';
@@ -16,7 +17,8 @@ import { deleteCopyHandler } from '../../../src/core/copies.js';
 import { hasFindings, runFsck, type FsckReport } from '../../../src/core/fsck.js';
 import { runTaskBatch } from '../../../src/core/tasks.js';
 import { createLogger } from '../../../src/log.js';
-import { startTestOrchestrator, type TestOrchestrator } from '../../harness/orchestrator.js';
+import { runFsckCommand } from '../../../src/cli/offline-cmd.js';
+import { drainCleanup, startTestOrchestrator, TEST_CREDS, type TestOrchestrator } from '../../harness/orchestrator.js';
 
 const log = createLogger({ test: true }, 'error');
 
@@ -48,8 +50,8 @@ const CLEAN = { orphans: 0, missing: 0, wrongSize: 0, underReplicated: 0, backen
 describe('fsck', () => {
   let t: TestOrchestrator;
   let fs1: FsBackend;
-  const fsck = (opts: { repair?: boolean; graceMs?: number } = {}) =>
-    runFsck(t.orch.db, t.orch.backends.all(), { defaultReplicas: 1, graceMs: opts.graceMs ?? 0, ...(opts.repair ? { repair: true } : {}) });
+  const fsck = (opts: { repair?: boolean; graceMs?: number; replicas?: number } = {}) =>
+    runFsck(t.orch.db, t.orch.backends.all(), { defaultReplicas: opts.replicas ?? 1, graceMs: opts.graceMs ?? 0, ...(opts.repair ? { repair: true } : {}) });
 
   /** The fs backend's copy of a key (the tests plant their damage on it). */
   async function fsCopy(key: string): Promise<{ versionId: string; physicalKey: string; file: string }> {
@@ -86,6 +88,24 @@ describe('fsck', () => {
     const listed = r.backends.reduce((n, b) => n + b.objects, 0);
     assert.equal(listed, 11, 'ten single objects and one multipart object, nothing else');
     assert.ok(r.backends.every((b) => b.error === undefined && b.objects > 0), 'spread placed copies on both backends');
+  });
+
+  it('fsck_finds_versions_below_their_replica_count', async () => {
+    // The same deployment judged against placement.replicas = 2: every version has one copy.
+    const r = await fsck({ replicas: 2 });
+    const live = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM object_versions WHERE state = 'live'`);
+    assert.equal(r.underReplicated.count, live.rows[0]!.n);
+    assert.equal(r.repairing, 0);
+    assert.equal(r.underReplicated.examples.length, 10);
+    assert.deepEqual(Object.keys(r.underReplicated.examples[0]!).sort(), ['bucket', 'key', 'liveCopies', 'replicas', 'versionId']);
+    assert.ok(r.underReplicated.examples.every((e) => e.liveCopies === 1 && e.replicas === 2));
+    // A bucket's own count wins over the default.
+    await t.orch.db.query(`UPDATE buckets SET replicas = 1 WHERE name = 'data'`);
+    try {
+      assert.equal((await fsck({ replicas: 2 })).underReplicated.count, 0);
+    } finally {
+      await t.orch.db.query(`UPDATE buckets SET replicas = NULL WHERE name = 'data'`);
+    }
   });
 
   it('fsck_finds_each_class_and_repair_fixes_them', async () => {
@@ -148,6 +168,61 @@ describe('fsck', () => {
     assert.equal(hasFindings(second), false);
   });
 
+  it('cli_exit_codes_json_repair_and_a_backend_that_cannot_be_listed', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 's3o-fsck-'));
+    try {
+      const config = (fsPath: string) => {
+        const s3 = t.servers[0]!;
+        return JSON.stringify({
+          server: { s3: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0', token: 'admin-test-token' } },
+          database: { url: t.db.config.url, schema: t.db.config.schema },
+          backends: [
+            { name: 's3-1', type: 's3', endpoint: s3.endpoint, bucket: s3.bucket, region: 'us-east-1', access_key_id: 'S3RVER', secret_access_key: 'S3RVER', force_path_style: true },
+            { name: 'fs-1', type: 'fs', path: fsPath },
+          ],
+          buckets: [{ name: 'data', credentials: [{ access_key_id: TEST_CREDS.accessKeyId, secret_access_key: TEST_CREDS.secretAccessKey }] }],
+        });
+      };
+      const file = path.join(dir, 'orchestrator.yaml');
+      await writeFile(file, config(fs1.root));
+      const cli = async (...args: string[]) => {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await runFsckCommand(args, { write: (x: string) => out.push(x) }, { write: (x: string) => err.push(x) });
+        return { code, out: out.join(''), err: err.join('') };
+      };
+      let r = await cli('--config', file, '--grace', '0');
+      assert.equal(r.code, 0, r.out + r.err);
+      assert.match(r.out, /^backend s3-1: \d+ objects/m);
+      assert.match(r.out, /\nclean\n$/);
+      await t.orch.db.query(`UPDATE backends SET reserved_bytes = reserved_bytes + 5 WHERE name = 'fs-1'`);
+      r = await cli('--config', file, '--json', '--examples', '3');
+      assert.equal(r.code, 1, r.err);
+      const report = JSON.parse(r.out) as FsckReport;
+      assert.deepEqual(report.backendCounters.examples.map((e) => [e.name, e.field, e.actual - e.expected]), [['fs-1', 'reserved_bytes', 5]]);
+      assert.equal(r.err, '', '--json prints no progress');
+      r = await cli('--config', file, '--repair');
+      assert.equal(r.code, 1);
+      assert.match(r.out, /backend counters drifted +1\n +e\.g\. fs-1\.reserved_bytes = \d+, rows say \d+/);
+      assert.match(r.out, /counters corrected on 1 backends and 0 buckets/);
+      assert.equal((await cli('--config', file)).code, 0);
+      // The right name on the wrong directory (another disk mounted): not listed, nothing called missing.
+      const elsewhere = path.join(dir, 'elsewhere');
+      await mkdir(elsewhere);
+      await writeFile(file, config(elsewhere));
+      r = await cli('--config', file);
+      assert.equal(r.code, 2, r.out + r.err);
+      assert.match(r.out, /^backend fs-1: 0 objects, 0 B — NOT CHECKED: listing failed: .*identity/m);
+      assert.match(r.out, /missing copies +0\n/);
+      r = await cli('--config', file, '--grace', '5');
+      assert.equal(r.code, 2);
+      assert.match(r.err, /--grace needs a unit/);
+      assert.equal((await cli('--repair')).code, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fsck_under_concurrent_writes_reports_nothing_false', async () => {
     // The live case: writes, overwrites, deletes and their deletions run while fsck lists (grace 0, so
     // only the re-checks stand between a write in flight and a false orphan or missing copy).
@@ -171,5 +246,58 @@ describe('fsck', () => {
     }
     await runDeletes(t);
     assert.deepEqual(summary(await fsck()), CLEAN);
+  });
+});
+
+/** Waits until every live version has `n` live copies, no copy is bad and no deletion is left. */
+async function converged(t: TestOrchestrator, n: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await t.orch.db.query<{ short: number; bad: number }>(
+      `SELECT (SELECT count(*) FROM object_versions v WHERE v.state = 'live'
+                AND (SELECT count(*) FROM object_copies c WHERE c.version_id = v.version_id AND c.state = 'live') <> $1)::int8 AS short,
+              (SELECT count(*) FROM object_copies WHERE state <> 'live')::int8 AS bad`,
+      [n],
+    );
+    if (rows[0]!.short === 0 && rows[0]!.bad === 0 && (await drainCleanup(t, 0)) === 0) return;
+    assert.ok(Date.now() < deadline, `not converged: ${JSON.stringify(rows[0])}`);
+    t.orch.wakeWorkers();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('fsck with replicas=2 and the repair worker', () => {
+  let t: TestOrchestrator;
+  before(async () => {
+    t = await startTestOrchestrator({ s3rvers: 2, fsBackends: 1, strategy: 'spread', placement: { replicas: 2 } });
+    for (let i = 0; i < 9; i++) await put(t, `r/${i}`, `replicated ${i} `.repeat(10 + i));
+    await converged(t, 2);
+  });
+  after(() => t?.stop());
+
+  it('missing_and_truncated_copies_are_found_marked_bad_and_repaired_from_a_good_copy', async () => {
+    const { rows } = await t.orch.db.query<{ key: string; physical_key: string; version_id: string }>(
+      `SELECT v.key, c.physical_key, c.version_id FROM object_copies c JOIN object_versions v USING (version_id)
+       WHERE c.backend = 'fs-1' ORDER BY v.key LIMIT 2`,
+    );
+    assert.equal(rows.length, 2, 'spread put two versions on fs-1');
+    const root = (t.config.backends.find((b) => b.name === 'fs-1') as { path: string }).path;
+    await unlink(path.join(root, ...rows[0]!.physical_key.split('/')));
+    await truncate(path.join(root, ...rows[1]!.physical_key.split('/')), 1);
+    const fsck = (repair = false) => runFsck(t.orch.db, t.orch.backends.all(), { defaultReplicas: 2, graceMs: 0, ...(repair ? { repair } : {}) });
+    const found = await fsck();
+    assert.deepEqual([found.missing.count, found.wrongSize.count], [1, 1]);
+    assert.deepEqual([found.missing.examples[0]!.key, found.wrongSize.examples[0]!.key], [rows[0]!.key, rows[1]!.key]);
+    const repaired = await fsck(true);
+    assert.equal(repaired.repaired?.copiesMarkedBad, 2);
+    await converged(t, 2);
+    const again = await fsck();
+    assert.deepEqual(summary(again), CLEAN, JSON.stringify(again, null, 1));
+    assert.deepEqual([again.knownBad, again.repairing], [0, 0], 'the bad copies were replaced and retired');
+    for (const r of rows) {
+      const i = Number(r.key.split('/')[1]);
+      const got = await t.client.send(new GetObjectCommand({ Bucket: 'data', Key: r.key }));
+      assert.equal(await got.Body!.transformToString(), `replicated ${i} `.repeat(10 + i));
+    }
   });
 });
