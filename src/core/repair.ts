@@ -26,6 +26,7 @@ import * as rq from '../meta/queries/replication.js';
 import type { BackendRegistry } from './backends.js';
 import { dropPendingCopies, restoreBadCopy, retireCopies } from './copies.js';
 import { enqueueAddCopy, loadReplicas, lockReplicas, rankDestinations, type ReplicationDeps } from './replicate.js';
+import { zoneKey } from './placement.js';
 import { enqueueTask, type Clock, type TaskEffect, type TaskHandler } from './tasks.js';
 import { BytesCheck, expectedBytes } from './verify.js';
 import { BackendError } from '../backends/backend.js';
@@ -65,7 +66,7 @@ export function surplusCopies(
       (row(a.backend)?.read_priority ?? 0) - (row(b.backend)?.read_priority ?? 0) ||
       pos(a.backend) - pos(b.backend),
   );
-  const zone = (n: string) => row(n)?.zone ?? `backend:${n}`;
+  const zone = (n: string) => zoneKey(n, row(n)?.zone);
   const keep: string[] = [];
   const zones = new Set<string>();
   for (const c of ranked) {

@@ -37,7 +37,7 @@ import {
   type ReservedCopy,
 } from './copies.js';
 import { CoreError } from './errors.js';
-import { rankBackends, type PlacementStrategy } from './placement.js';
+import { rankBackends, zoneKey, type PlacementStrategy } from './placement.js';
 import { openVersion, type ReadableCopy } from './read.js';
 import { rowToVersion } from './rows.js';
 import { enqueueTask, type Clock, type Task, type TaskContext, type TaskEffect, type TaskHandler } from './tasks.js';
@@ -99,7 +99,7 @@ export async function lockReplicas(q: Queryable, versionId: string, defaultRepli
 
 /** Zone of a backend for placement: its label, or its own name when it has none (every backend its own zone). */
 function zoneOf(rows: readonly rq.ReplicaBackendRow[], name: string): string {
-  return rows.find((r) => r.name === name)?.zone ?? `backend:${name}`;
+  return zoneKey(name, rows.find((r) => r.name === name)?.zone);
 }
 
 /**

@@ -6,8 +6,8 @@ import { PUBLISH_COLUMNS, VERSION_RETURNING, publishValues, type PublishRow } fr
  * delete-copy tasks they imply. Only src/core/copies.ts may use this module (the layering test checks it):
  * that is what makes the quota ledger provable — every change of a counter is one of these statements.
  *
- * Ledger, per backend:  used_bytes   = Σ live copies' size + Σ releaseBytes of queued delete-copy tasks
- *                        object_count = Σ live copies       + Σ releaseObjects of those tasks
+ * Ledger, per backend:  used_bytes   = Σ live and bad copies' size + Σ releaseBytes of queued delete-copy tasks
+ *                        object_count = Σ live and bad copies       + Σ releaseObjects of those tasks
  *                        reserved     = Σ pending copies' size + Σ multipart uploads' reserved_bytes
  */
 
@@ -155,20 +155,64 @@ export function publishAssembled(
 }
 
 /**
- * Drops a multipart upload (abort, abandoned, failed or stale completion): its reservation becomes used
- * bytes, released by the delete-copy task that aborts the native upload and deletes the (possibly
- * assembled) physical key. `states` limits which uploads may be dropped. Returns the dropped row.
+ * Drops a multipart upload (abort, abandoned, failed or stale completion) with every target it has: each
+ * target's reservation becomes used bytes, released by the delete-copy task that aborts its native upload
+ * and deletes the (possibly assembled) physical key. `states` limits which uploads may be dropped.
+ * Returns the dropped upload's first target.
  */
 export function dropUpload(uploadId: string, states: readonly string[], reason: string): Sql {
   return {
     text: `WITH u AS (DELETE FROM multipart_uploads WHERE upload_id = $1 AND state = ANY($2::text[])
-                      RETURNING backend, physical_key, backend_upload_id, reserved_bytes),
-                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - u.reserved_bytes,
-                        used_bytes = backends.used_bytes + u.reserved_bytes FROM u WHERE backends.name = u.backend RETURNING 1),
+                      RETURNING upload_id, backend, physical_key, backend_upload_id, reserved_bytes),
+                r AS (DELETE FROM multipart_replicas WHERE upload_id IN (SELECT upload_id FROM u)
+                      RETURNING backend, backend_upload_id, reserved_bytes),
+                p AS (DELETE FROM multipart_part_replicas WHERE upload_id IN (SELECT upload_id FROM u) RETURNING 1),
+                x AS (SELECT backend, physical_key, backend_upload_id, reserved_bytes FROM u
+                      UNION ALL SELECT r.backend, u.physical_key, r.backend_upload_id, r.reserved_bytes FROM r, u),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - x.reserved_bytes,
+                        used_bytes = backends.used_bytes + x.reserved_bytes FROM x WHERE backends.name = x.backend RETURNING 1),
                 t AS (INSERT INTO tasks (kind, payload)
-                      SELECT 'delete-copy', ${deletePayload('reserved_bytes', '0', '$3', 'backend_upload_id')} FROM u RETURNING 1)
-           SELECT backend, physical_key, reserved_bytes FROM u`,
+                      SELECT 'delete-copy', ${deletePayload('reserved_bytes', '0', '$3', 'backend_upload_id')} FROM x RETURNING 1)
+           SELECT backend, physical_key, reserved_bytes, (SELECT count(*) FROM p)::int8 AS parts FROM u`,
     values: [uploadId, states, reason],
+  };
+}
+
+/**
+ * Drops some targets of an upload (a target that failed a part or its completion, or every target left
+ * once the upload was published): each reservation becomes used bytes, released by the delete-copy task
+ * that aborts the target's native upload and deletes its key. Returns the targets dropped.
+ */
+export function dropUploadReplicas(uploadId: string, physicalKey: string, backends: readonly string[] | null, reason: string): Sql {
+  return {
+    text: `WITH r AS (DELETE FROM multipart_replicas WHERE upload_id = $1 AND ($3::text[] IS NULL OR backend = ANY($3::text[]))
+                      RETURNING backend, $2::text AS physical_key, backend_upload_id, reserved_bytes),
+                p AS (DELETE FROM multipart_part_replicas WHERE upload_id = $1 AND backend IN (SELECT backend FROM r) RETURNING 1),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - r.reserved_bytes,
+                        used_bytes = backends.used_bytes + r.reserved_bytes FROM r WHERE backends.name = r.backend RETURNING 1),
+                t AS (INSERT INTO tasks (kind, payload)
+                      SELECT 'delete-copy', ${deletePayload('reserved_bytes', '0', '$4', 'backend_upload_id')} FROM r RETURNING 1)
+           SELECT backend, (SELECT count(*) FROM p)::int8 AS parts FROM r`,
+    values: [uploadId, physicalKey, backends, reason],
+  };
+}
+
+/**
+ * Publishes the targets of a completed upload that assembled the object, as live copies of the version
+ * published from its first target (publishAssembled): each target's reservation is settled into used
+ * bytes and one object. Returns the targets published.
+ */
+export function publishUploadReplicas(uploadId: string, versionId: string, physicalKey: string, size: number, backends: readonly string[]): Sql {
+  return {
+    text: `WITH r AS (DELETE FROM multipart_replicas WHERE upload_id = $1 AND backend = ANY($5::text[]) RETURNING backend, reserved_bytes),
+                p AS (DELETE FROM multipart_part_replicas WHERE upload_id = $1 AND backend IN (SELECT backend FROM r) RETURNING 1),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT $2, backend, $3, $4, 'live' FROM r RETURNING 1),
+                b AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes - r.reserved_bytes,
+                        used_bytes = backends.used_bytes + $4, object_count = backends.object_count + 1
+                      FROM r WHERE backends.name = r.backend RETURNING 1)
+           SELECT backend, (SELECT count(*) FROM c)::int8 AS copies, (SELECT count(*) FROM p)::int8 AS parts FROM r`,
+    values: [uploadId, versionId, physicalKey, size, backends],
   };
 }
 
