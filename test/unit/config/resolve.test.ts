@@ -45,7 +45,17 @@ describe('defaults', () => {
       placement: { strategy: 'pack' },
       backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0, readPriority: 0 }],
       buckets: [],
-      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000, abandonedUploadMs: 604_800_000 },
+      workers: {
+        cleanupIntervalMs: 1000,
+        cleanupDelayMs: 30_000,
+        staleWriteMs: 600_000,
+        abandonedUploadMs: 604_800_000,
+        repairBandwidth: 0,
+        scrubIntervalMs: 604_800_000,
+        scrubRate: 10,
+        scrubDeepIntervalMs: 2_592_000_000,
+        scrubBandwidth: 10_485_760,
+      },
       breaker: { failures: 3, errorRate: 0.5, windowMs: 60_000, minRequests: 20, cooldownMs: 10_000, probes: 1 },
       demo: false,
     });
@@ -76,7 +86,17 @@ describe('defaults', () => {
       backends: [{
         ...S3, endpoint: 'https://minio.local:9000/', region: 'auto', prefix: 'a/b', force_path_style: true, quota_bytes: '5GB',
       }],
-      workers: { cleanup_interval: '250ms', cleanup_delay: '0s', stale_write_timeout: '1h', abandoned_upload_timeout: '2d' },
+      workers: {
+        cleanup_interval: '250ms',
+        cleanup_delay: '0s',
+        stale_write_timeout: '1h',
+        abandoned_upload_timeout: '2d',
+        repair_bandwidth: '50MiB',
+        scrub_interval: '1d',
+        scrub_rate: 2.5,
+        scrub_deep_interval: '0s',
+        scrub_bandwidth: 0,
+      },
     });
     assert.deepEqual(c.server, {
       s3: { host: '127.0.0.1', port: 0, region: 'eu-west-1', virtualHostDomains: ['s3.example.com'], idleTimeoutMs: 120_000 },
@@ -88,7 +108,17 @@ describe('defaults', () => {
       poolSize: 5, statementTimeoutMs: 60_000, lockTimeoutMs: 0, connectTimeoutMs: 2_000,
     });
     assert.equal(c.placement.strategy, 'spread');
-    assert.deepEqual(c.workers, { cleanupIntervalMs: 250, cleanupDelayMs: 0, staleWriteMs: 3_600_000, abandonedUploadMs: 172_800_000 });
+    assert.deepEqual(c.workers, {
+      cleanupIntervalMs: 250,
+      cleanupDelayMs: 0,
+      staleWriteMs: 3_600_000,
+      abandonedUploadMs: 172_800_000,
+      repairBandwidth: 52_428_800,
+      scrubIntervalMs: 86_400_000,
+      scrubRate: 2.5,
+      scrubDeepIntervalMs: 0,
+      scrubBandwidth: 0,
+    });
     const b = c.backends[0] as S3BackendConfig;
     assert.equal(b.endpoint, 'https://minio.local:9000');
     assert.equal(b.region, 'auto');
