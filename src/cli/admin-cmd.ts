@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isJobsCommand, runJobsAdmin } from './jobs-cmd.js';
+import { isBackendsCommand, runBackendsAdmin } from './backends-cmd.js';
 import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
@@ -40,6 +41,8 @@ commands:
   backends               backends with quota and usage
   buckets                virtual buckets with usage and access key ids
   locate BUCKET KEY      the live version of an object and its physical copies
+  backends add|get|list|update|remove
+                         manage backends at runtime (admin backends --help)
   jobs list|get|watch|cancel|pause|resume, backends drain|cancel-drain NAME [--wait],
   rebalance plan|apply [--wait]
                          jobs, drains and rebalances (admin jobs --help)
@@ -248,6 +251,8 @@ export async function runAdmin(
 ): Promise<number> {
   // Jobs, drains and rebalances have their own flags (--wait, --interval…): src/cli/jobs-cmd.ts.
   if (isJobsCommand(args)) return runJobsAdmin(args, out, err, env);
+  // Backend management (add, get, list, update, remove): src/cli/backends-cmd.ts.
+  if (isBackendsCommand(args)) return runBackendsAdmin(args, out, err, env);
   let parsed;
   try {
     parsed = parseArgs({

@@ -7,13 +7,14 @@ import type { Config } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { runAdmin } from './admin-cmd.js';
 import { runConfigValidate } from './config-cmd.js';
+import { reloadOnSighup } from './reload.js';
 
 /** package.json's version (read once; `--version` on every command prints it). */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
 
-  serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT]
+  serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT] [--mode M]
                                        run the S3 and admin servers (no --config: zero-config mode,
                                        embedded metadata and two local backends under DIR, default ./data,
                                        S3 on 127.0.0.1:9000 only); the listen flags override the
@@ -32,7 +33,7 @@ const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
 Every command accepts --help and --version.
 `;
 
-const SERVE_USAGE = `usage: s3-orchestrator serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT]
+const SERVE_USAGE = `usage: s3-orchestrator serve [--config FILE] [--data DIR] [--s3-listen HOST:PORT] [--admin-listen HOST:PORT] [--mode M]
 
   --config FILE            the configuration file (docs/configuration.md); without it: zero-config mode
   --data DIR               zero-config data directory (default ./data): embedded database in DIR/meta,
@@ -40,9 +41,12 @@ const SERVE_USAGE = `usage: s3-orchestrator serve [--config FILE] [--data DIR] [
   --s3-listen HOST:PORT    S3 listener (zero-config default 127.0.0.1:9000, this machine only;
                            --s3-listen 0.0.0.0:9000 exposes it on every interface)
   --admin-listen HOST:PORT admin listener (default 127.0.0.1:9001)
+  --mode all|api|worker    what this instance runs (overrides server.mode; default all): api serves S3 and
+                           the admin API, worker runs the background workers only, all does both
 
 SIGTERM or SIGINT stops gracefully: requests in flight may finish for server.shutdown_timeout (30s),
-the rest are aborted; a second signal aborts them at once.
+the rest are aborted; a second signal aborts them at once. SIGHUP re-reads the --config file and applies
+its backends, buckets and credentials without a restart (an invalid file is logged and ignored).
 `;
 
 const CONFIG_USAGE = `usage: s3-orchestrator config validate FILE
@@ -101,14 +105,25 @@ function help(text: string): number {
 }
 
 async function serve(args: string[]): Promise<number> {
-  let values: { config?: string | undefined; data?: string | undefined; 's3-listen'?: string | undefined; 'admin-listen'?: string | undefined };
+  let values: {
+    config?: string | undefined;
+    data?: string | undefined;
+    's3-listen'?: string | undefined;
+    'admin-listen'?: string | undefined;
+    mode?: string | undefined;
+  };
   try {
     ({ values } = parseArgs({
       args,
-      options: { config: { type: 'string' }, data: { type: 'string' }, 's3-listen': { type: 'string' }, 'admin-listen': { type: 'string' } },
+      options: { config: { type: 'string' }, data: { type: 'string' }, 's3-listen': { type: 'string' }, 'admin-listen': { type: 'string' }, mode: { type: 'string' } },
     }));
   } catch (err) {
     process.stderr.write(`serve: ${err instanceof Error ? err.message : String(err)}\n\n${SERVE_USAGE}`);
+    return 2;
+  }
+  const mode = values.mode;
+  if (mode !== undefined && mode !== 'all' && mode !== 'api' && mode !== 'worker') {
+    process.stderr.write(`serve: --mode must be all, api or worker, got ${JSON.stringify(mode)}\n`);
     return 2;
   }
   if (values.config && values.data) {
@@ -133,12 +148,17 @@ async function serve(args: string[]): Promise<number> {
   let orch: Orchestrator;
   try {
     // Progress goes to stderr (stdout carries only the banner): a first start may take seconds.
-    orch = await startOrchestrator(config, { log, progress: (step) => process.stderr.write(`starting: ${step}...\n`) });
+    orch = await startOrchestrator(config, {
+      log,
+      progress: (step) => process.stderr.write(`starting: ${step}...\n`),
+      ...(mode !== undefined ? { mode } : {}),
+    });
   } catch (err) {
     process.stderr.write(`s3-orchestrator: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   process.stdout.write(banner(config, orch, Date.now() - started));
+  const stopReloading = reloadOnSighup(orch, values.config, log, (c) => withListenFlags(c, values['s3-listen'], values['admin-listen']));
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info('shutting down', { signal: sig, deadlineMs: config.server.shutdownTimeoutMs });
@@ -155,6 +175,7 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+  stopReloading();
   await orch.stop();
   process.stderr.write('s3-orchestrator: stopped\n');
   return 0;
@@ -165,7 +186,9 @@ function banner(config: Config, orch: Orchestrator, ms: number): string {
   const { s3, admin } = config.server;
   const lines = [
     `s3-orchestrator ${VERSION} is running (started in ${(ms / 1000).toFixed(1)} s)`,
-    `  S3 endpoint   http://${orch.s3Address}  (region ${s3.region})${exposure(s3.host, orch.s3Port, config.source === undefined)}`,
+    orch.mode === 'worker'
+      ? `  S3 endpoint   not served (mode worker: background workers only)`
+      : `  S3 endpoint   http://${orch.s3Address}  (region ${s3.region})${exposure(s3.host, orch.s3Port, config.source === undefined)}`,
     `  admin API     http://${orch.adminAddress}  (/healthz /readyz /metrics)${exposure(admin.host, orch.adminPort, false)}`,
     `  metadata      ${config.database.url ? 'PostgreSQL' : `embedded PostgreSQL in ${config.database.path}`}`,
     `  backends      ${config.backends.map((b) => `${b.name} (${b.type})`).join(', ')}`,
