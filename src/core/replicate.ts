@@ -291,9 +291,13 @@ export function copyVersionHandler(deps: ReplicationDeps): TaskHandler {
           const gone = await retireCopies(q, dest.versionId, [p.retire], 'move', deps.cleanupDelayMs);
           if (gone.length) deps.metrics?.repairRetired.inc({ reason: 'move' });
         }
-        // Bad copies are retired by repair once enough good ones exist: this copy may be the one it waited for.
+        // Bad copies are retired by repair once enough good ones exist, and a surplus once no add is under
+        // way: this copy may be the one it waited for.
         const now = await loadReplicas(q, dest.versionId, deps.replicas);
-        if (now?.copies.some((c) => c.state === 'bad')) await enqueueRepairTask(q, dest.versionId, 'copy-published', deps.clock);
+        const live = now?.copies.filter((c) => c.state === 'live').length ?? 0;
+        if (now && (now.copies.some((c) => c.state === 'bad') || live > now.want)) {
+          await enqueueRepairTask(q, dest.versionId, 'copy-published', deps.clock);
+        }
       };
     },
   };

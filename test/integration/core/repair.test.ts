@@ -134,10 +134,12 @@ describe('repair, convergence and scrub', () => {
   });
 
   test('the last good copy is never retired: with replicas 1, a bad copy goes and the good one stays', async () => {
+    await setReplicas(2);
     const v = await put('last/1', 'last good');
     await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
     await runAll();
     assert.deepEqual(await states(v.versionId), ['fs-a:live', 'fs-b:live']);
+    await setReplicas(1);
     await f.db.tx((q) => markCopyBad(q, v.versionId, 'fs-a', 'test: corrupt'));
     await assertLedger(f.db, 'a bad copy is still counted');
     await runAll();
