@@ -113,6 +113,56 @@ export async function runTaskBatch(deps: TaskQueueDeps, handlers: readonly TaskH
   return rows.length;
 }
 
+/**
+ * A pool of up to `concurrency` tasks running at once, refilled as each one finishes: unlike
+ * {@link runTaskBatch}, a slow task (a big move) never holds back the claim of the next ones. The task
+ * worker drives it: {@link fill} claims as many due tasks as there are free slots and starts them,
+ * {@link next} waits until one finishes, {@link drain} until all have (at stop).
+ */
+export class TaskPool {
+  readonly #deps: TaskQueueDeps;
+  readonly #byKind: Map<string, TaskHandler>;
+  readonly #concurrency: number;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(deps: TaskQueueDeps, handlers: readonly TaskHandler[], concurrency: number) {
+    this.#deps = deps;
+    this.#byKind = new Map(handlers.map((h) => [h.kind, h]));
+    this.#concurrency = concurrency;
+  }
+
+  /** Tasks running now. */
+  get running(): number {
+    return this.#running.size;
+  }
+
+  /** Claims up to the free slots' worth of due tasks and starts them. Returns how many were claimed. */
+  async fill(): Promise<number> {
+    const free = this.#concurrency - this.#running.size;
+    if (free <= 0) return 0;
+    const clock = this.#deps.clock ?? systemClock;
+    const leaseMs = this.#deps.leaseMs ?? LEASE_MS;
+    const { rows } = await run<tq.TaskRow>(this.#deps.db, tq.claim([...this.#byKind.keys()], free, leaseMs, this.#deps.owner, clock.skewMs()));
+    for (const row of rows) {
+      const p: Promise<void> = runOne(this.#deps, this.#byKind.get(row.kind)!, row, clock, leaseMs)
+        .catch((err: unknown) => this.#deps.log.error('task run failed outside its handler', { task: row.id, err }))
+        .finally(() => this.#running.delete(p));
+      this.#running.add(p);
+    }
+    return rows.length;
+  }
+
+  /** Resolves when one running task finishes (at once when none runs). */
+  async next(): Promise<void> {
+    if (this.#running.size > 0) await Promise.race(this.#running);
+  }
+
+  /** Resolves when every running task has finished. */
+  async drain(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+}
+
 async function runOne(deps: TaskQueueDeps, handler: TaskHandler, row: tq.TaskRow, clock: Clock, leaseMs: number): Promise<void> {
   const task: Task = { id: row.id, kind: row.kind, payload: row.payload, attempts: row.attempts, leaseToken: row.lease_token };
   const ctx: TaskContext = {

@@ -4,7 +4,7 @@ import { deleteCopyHandler, foldBucketStats } from '../core/copies.js';
 import { jobTaskHandlers, settleJobs } from '../core/job-kinds.js';
 import { replicationTaskHandlers, replicationUpkeep, type ReplicationSettings } from '../core/replication.js';
 import { abortAbandonedUploads, abortStaleWrites, rollBackStuckCompletions } from '../core/sweepers.js';
-import { purgeDeadTasks, runTaskBatch, systemClock, type Clock, type Db, type TaskHandler } from '../core/tasks.js';
+import { purgeDeadTasks, systemClock, TaskPool, type Clock, type Db, type TaskHandler } from '../core/tasks.js';
 import type { WorkersConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -37,9 +37,20 @@ export function taskHandlers(deps: WorkerDeps): TaskHandler[] {
 export function taskWorker(deps: WorkerDeps): Worker {
   const handlers = taskHandlers(deps);
   const queue = { db: deps.db, log: deps.log, owner: deps.owner ?? randomUUID(), ...(deps.metrics ? { metrics: deps.metrics } : {}), ...(deps.clock ? { clock: deps.clock } : {}) };
+  // A pool, not batches: each finished task frees a slot at once, so one slow task (a big move) never
+  // holds back the claim of the next ones.
+  const pool = new TaskPool(queue, handlers, BATCH);
   return {
     name: 'tasks',
-    step: async () => ((await runTaskBatch(queue, handlers, BATCH)) === BATCH ? 'busy' : 'idle'),
+    step: async () => {
+      const claimed = await pool.fill();
+      if (pool.running >= BATCH) {
+        await pool.next();
+        return 'busy';
+      }
+      return claimed > 0 ? 'busy' : 'idle';
+    },
+    stop: () => pool.drain(),
   };
 }
 

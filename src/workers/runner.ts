@@ -7,6 +7,8 @@ export type StepResult = 'busy' | 'idle';
 export interface Worker {
   readonly name: string;
   step(): Promise<StepResult>;
+  /** Finishes work a step left running in the background (a task pool), once the loop has stopped. */
+  stop?(): Promise<void>;
 }
 
 /**
@@ -26,7 +28,7 @@ export class WorkerRunner {
   }
 
   start(worker: Worker, idleMs: number): void {
-    this.#loops.push(this.#loop(worker, idleMs));
+    this.#loops.push(this.#loop(worker, idleMs).then(() => worker.stop?.()));
   }
 
   /** Wakes every idle worker now (e.g. after work was queued by this instance). */
