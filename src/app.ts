@@ -16,6 +16,9 @@ import { CoreObjectStore } from './core/objects.js';
 import { DbTenantDirectory, ensureDemoTenant, syncTenants } from './core/tenants.js';
 import { loadMasterKey } from './core/secrets.js';
 import { sealPlaintextSecrets } from './core/secret-store.js';
+import { CredentialManager } from './core/credentials.js';
+import { BucketManager } from './core/bucket-admin.js';
+import { startBucketPurge } from './core/purge.js';
 import { CoreMultipartStore } from './core/multipart.js';
 import type { WriteDeps } from './core/writes.js';
 import { listBackendRecords, listBucketRecords } from './core/fleet.js';
@@ -263,6 +266,10 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       }),
       locate: (bucket, key) => store.locate(bucket, key),
       backendControl: fleet.control,
+      credentials: new CredentialManager(db, secrets, changes),
+      buckets: new BucketManager(db, changes, (q, bucket) =>
+        startBucketPurge(q, bucket, { cleanupDelayMs: config.workers.cleanupDelayMs, createdBy: 'BucketService.DeleteBucket' }),
+      ),
       ...(mode === 'worker' ? { rpcs: false } : {}),
       ready: () => readiness(db, health, () => stopping),
     };

@@ -3,6 +3,8 @@ import type { BackendHealth } from '../core/health.js';
 import type { JobControl } from '../core/job-kinds.js';
 import type { CopyLocation, ObjectVersion } from '../core/types.js';
 import type { BackendControl } from '../core/backend-control.js';
+import type { BucketManager } from '../core/bucket-admin.js';
+import type { CredentialManager } from '../core/credentials.js';
 import type { Logger } from '../log.js';
 
 /** What {@link AdminDeps.status} reports about the running instance. */
@@ -84,6 +86,10 @@ export interface AdminDeps {
   jobs?: JobControl;
   /** Backends managed at runtime (BackendService); the service is not served without it. */
   backendControl?: BackendControl;
+  /** Scoped S3 credentials (CredentialService); the service is not served without it. */
+  credentials?: CredentialManager;
+  /** Managed buckets (BucketService); the service is not served without it. */
+  buckets?: BucketManager;
   /** false: serve no RPC at all, only /healthz, /readyz and /metrics (`server.mode: worker`). */
   rpcs?: boolean;
   /** Served on GET /metrics. */

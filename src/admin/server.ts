@@ -9,6 +9,10 @@ import { file_s3o_admin_v1_jobs, JobService } from '../../gen/s3o/admin/v1/jobs_
 import { listenError } from '../listen.js';
 import { bearerAuth } from './auth.js';
 import { BackendServiceImpl } from './backends-service.js';
+import { BucketService, file_s3o_admin_v1_buckets } from '../../gen/s3o/admin/v1/buckets_pb.js';
+import { CredentialService, file_s3o_admin_v1_credentials } from '../../gen/s3o/admin/v1/credentials_pb.js';
+import { BucketServiceImpl } from './buckets-service.js';
+import { CredentialServiceImpl } from './credentials-service.js';
 import type { AdminDeps } from './deps.js';
 import { registerReflection } from './reflection.js';
 import { JobServiceImpl } from './jobs-service.js';
@@ -111,10 +115,14 @@ export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions
     router.service(AdminService, new AdminServiceImpl(deps));
     if (deps.jobs) router.service(JobService, new JobServiceImpl(deps.jobs, deps.log));
     if (deps.backendControl) router.service(BackendService, new BackendServiceImpl(deps.backendControl, deps.log));
+    if (deps.credentials) router.service(CredentialService, new CredentialServiceImpl(deps.credentials, deps.log));
+    if (deps.buckets) router.service(BucketService, new BucketServiceImpl(deps.buckets, deps.log));
     registerReflection(router, [
       file_s3o_admin_v1_admin,
       ...(deps.jobs ? [file_s3o_admin_v1_jobs] : []),
       ...(deps.backendControl ? [file_s3o_admin_v1_backends] : []),
+      ...(deps.credentials ? [file_s3o_admin_v1_credentials] : []),
+      ...(deps.buckets ? [file_s3o_admin_v1_buckets] : []),
     ]);
   };
   const handler = withProbes(deps, connectNodeAdapter({ routes, interceptors }) as NodeHandler);

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { isJobsCommand, runJobsAdmin } from './jobs-cmd.js';
 import { isBackendsCommand, runBackendsAdmin } from './backends-cmd.js';
+import { isTenantsCommand, runTenantsAdmin } from './tenants-cmd.js';
 import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
@@ -43,6 +44,10 @@ commands:
   locate BUCKET KEY      the live version of an object and its physical copies
   backends add|get|list|update|remove
                          manage backends at runtime (admin backends --help)
+  credentials create|list|get|update|revoke
+                         scoped S3 credentials (admin credentials --help)
+  buckets create|list|get|update|delete
+                         manage buckets at runtime (admin buckets list --help)
   jobs list|get|watch|cancel|pause|resume, backends drain|cancel-drain NAME [--wait],
   rebalance plan|apply [--wait]
                          jobs, drains and rebalances (admin jobs --help)
@@ -253,6 +258,8 @@ export async function runAdmin(
   if (isJobsCommand(args)) return runJobsAdmin(args, out, err, env);
   // Backend management (add, get, list, update, remove): src/cli/backends-cmd.ts.
   if (isBackendsCommand(args)) return runBackendsAdmin(args, out, err, env);
+  // Credentials and managed buckets (create, list, get, update, revoke/delete): src/cli/tenants-cmd.ts.
+  if (isTenantsCommand(args)) return runTenantsAdmin(args, out, err, env);
   let parsed;
   try {
     parsed = parseArgs({

@@ -157,7 +157,7 @@ export class BucketManager {
     if (name === '') throw invalidField('name', 'is required');
     if (set.replicas !== null) checkReplicas(set.replicas);
     checkCors(set.cors);
-    if (set.replicas === undefined && set.cors === undefined) throw invalidField('update_mask', 'names nothing to change (replicas, cors_rules)');
+    if (set.replicas === undefined && set.cors === undefined) throw invalidField('replicas', 'nothing to change: set replicas and/or cors');
     await this.#db.tx(async (q) => {
       const row = (await run<{ source: string; config_ref: string | null }>(q, tq.lockBucket(name))).rows[0];
       if (!row) throw new ControlError('NotFound', `bucket ${JSON.stringify(name)} does not exist`);
@@ -194,7 +194,10 @@ export class BucketManager {
         }
         if (!this.#purge) throw new ControlError('FailedPrecondition', 'deleting a non-empty bucket with force needs the purge job, which this instance does not run');
         const { jobId } = await this.#purge(q, name);
+        // Writers would keep the purge going: the bucket's credentials lose it now.
+        await run(q, tq.dropBucketGrants(name));
         await this.#changes?.notify(q, 'buckets', name);
+        await this.#changes?.notify(q, 'credentials');
         return { deleted: false, jobId };
       }
       await dropEmptyBucket(q, name);

@@ -159,8 +159,8 @@ export class DbTenantDirectory implements TenantDirectory {
 /**
  * Makes the database agree with the configured buckets and credentials, in one transaction: buckets are
  * created or marked config-owned (never deleted: they may hold objects), config credentials get the
- * file's secret (sealed) and exactly the file's grants (read-write on each bucket that lists them), and
- * config credentials the file no longer declares are deleted. `file` is named in the rows' config_ref,
+ * file's secret (sealed) and exactly the file's grants (read-write on each bucket that lists them).
+ * Buckets the file no longer declares become API-owned; credentials it no longer declares are revoked. `file` is named in the rows' config_ref,
  * which the admin API quotes when it refuses to change them.
  */
 export async function syncTenants(
@@ -188,7 +188,10 @@ export async function syncTenants(
       await run(q, tq.revokeAll(akid));
       for (const b of g.buckets) await run(q, tq.grant(akid, b));
     }
-    await run(q, tq.deleteConfigCredentialsExcept([...grants.keys()]));
+    // Entries the file no longer declares: their data stays (a bucket is handed to the API, which may
+    // delete it under the usual checks); a credential is revoked, as an API removal would.
+    await run(q, tq.releaseConfigBuckets(buckets.map((b) => b.name)));
+    await run(q, tq.revokeConfigCredentialsExcept([...grants.keys()]));
     // Every instance re-reads what it caches (the file may have changed keys other instances hold).
     await opts.changes?.notify(q, 'credentials');
     await opts.changes?.notify(q, 'buckets');

@@ -55,12 +55,27 @@ export function grant(accessKeyId: string, bucket: string, permission: 'read' | 
   };
 }
 
-/** Drops the config-sourced credentials not in `keep` (the config is the source of truth for them). */
-export function deleteConfigCredentialsExcept(keep: string[]): Sql {
+/** Revokes the config-sourced credentials not in `keep` (the file no longer declares them). */
+export function revokeConfigCredentialsExcept(keep: string[]): Sql {
   return {
-    text: `DELETE FROM credentials WHERE source = 'config' AND NOT (access_key_id = ANY($1::text[])) RETURNING access_key_id`,
+    text: `WITH r AS (UPDATE credentials SET revoked_at = now(), updated_at = now(), secret_access_key = '', source = 'api', config_ref = NULL
+                      WHERE source = 'config' AND NOT (access_key_id = ANY($1::text[])) RETURNING access_key_id)
+           DELETE FROM bucket_grants g USING r WHERE g.access_key_id = r.access_key_id`,
     values: [keep],
   };
+}
+
+/** Hands the config-owned buckets not in `keep` to the API (the file no longer declares them). */
+export function releaseConfigBuckets(keep: string[]): Sql {
+  return {
+    text: `UPDATE buckets SET source = 'api', config_ref = NULL WHERE source = 'config' AND NOT (name = ANY($1::text[]))`,
+    values: [keep],
+  };
+}
+
+/** Drops every grant on a bucket (it is being purged). */
+export function dropBucketGrants(bucket: string): Sql {
+  return { text: `DELETE FROM bucket_grants WHERE bucket = $1`, values: [bucket] };
 }
 
 /** Drops every grant of a credential. */
