@@ -44,6 +44,8 @@ export interface TestOrchestratorOptions {
   placement?: Record<string, unknown>;
   /** The `breaker` section of the config file (snake_case YAML form), e.g. `{ cooldown: '1s' }`. */
   breaker?: Record<string, unknown>;
+  /** Resolved `workers` settings applied over the harness's (e.g. `{ scrubDeepIntervalMs: 1_000 }`). */
+  workerSettings?: Partial<Config['workers']>;
 }
 
 /** A running orchestrator over real s3rver and fs backends, with clients for it. */
@@ -109,7 +111,7 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
     },
     'test-harness',
   );
-  const config: Config = { ...base, backends, workers: { ...base.workers, cleanupDelayMs: 0, cleanupIntervalMs: 100 } };
+  const config: Config = { ...base, backends, workers: { ...base.workers, cleanupDelayMs: 0, cleanupIntervalMs: 100, ...(opts.workerSettings ?? {}) } };
   const log = createLogger({ test: true }, (process.env.S3O_LOG_LEVEL as 'debug' | undefined) ?? 'error');
   let orch: Orchestrator;
   try {
