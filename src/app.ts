@@ -167,11 +167,17 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   try {
     const raw = config.backends.map((b) => createBackend(b));
     const fsBackends = raw.filter((b): b is FsBackend => b instanceof FsBackend);
-    const health = new HealthTracker(raw.map((b) => b.name), opts.health ?? {});
+    const health = new HealthTracker(raw.map((b) => b.name), { ...(config.breaker ? { breaker: config.breaker } : {}), ...opts.health });
     health.onChange((h, previous) => {
       const fields = { backend: h.name, from: previous, to: h.state, ...(h.lastError ? { lastError: h.lastError.message } : {}) };
       if (h.state === 'healthy') log.info('backend health changed', fields);
       else log.warn('backend health changed', fields);
+    });
+    health.onTransition((t, h) => {
+      metrics.backendBreakerTransitions.inc({ backend: t.backend, to: t.to });
+      const fields = { backend: t.backend, from: t.from, to: t.to, reason: t.reason, ...(h.lastError ? { lastError: h.lastError.message } : {}) };
+      if (t.to === 'open') log.warn('backend circuit breaker opened: no new writes, read last', fields);
+      else log.info(`backend circuit breaker ${t.to === 'closed' ? 'closed' : 'half-open'}`, fields);
     });
     registry = new BackendRegistry(raw, metrics, health);
     metrics.setBackendHealth(() => health.all());
@@ -254,6 +260,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
             state: r.state,
             source: r.source,
             ...(r.zone ? { zone: r.zone } : {}),
+            readPriority: reg.readPriority(r.name),
           };
         });
       },

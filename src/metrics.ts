@@ -22,8 +22,12 @@ export interface Metrics {
   readonly taskQueue: Gauge<'kind' | 'state'>;
   /** Live health of each backend as seen by this instance: 1 for its current state, 0 for the others. */
   readonly backendHealth: Gauge<'backend' | 'state'>;
-  /** Sets where the backend-health gauge reads its values when /metrics is scraped. */
-  setBackendHealth(source: () => Array<{ name: string; state: string }>): void;
+  /** Sets where the backend-health and breaker-state gauges read their values when /metrics is scraped. */
+  setBackendHealth(source: () => Array<{ name: string; state: string; breaker?: string }>): void;
+  /** Each backend's circuit breaker as this instance sees it: 0 closed, 1 half-open, 2 open (read at every scrape). */
+  readonly backendBreakerState: Gauge<'backend'>;
+  /** Transitions of each backend's circuit breaker, by the state entered (closed, half_open, open). */
+  readonly backendBreakerTransitions: Counter<'backend' | 'to'>;
   /** Sets where the task-queue gauge reads its values when /metrics is scraped. */
   setTaskCounts(source: () => Promise<Array<{ kind: string; state: string; n: number }>>): void;
   /** Bytes stored per backend, read from the database at every scrape (see {@link Metrics.setBackendUsage}). */
@@ -51,7 +55,7 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   let usage: (() => Promise<Array<{ backend: string; usedBytes: number }>>) | undefined;
-  let health: (() => Array<{ name: string; state: string }>) | undefined;
+  let health: (() => Array<{ name: string; state: string; breaker?: string }>) | undefined;
   let taskCounts: (() => Promise<Array<{ kind: string; state: string; n: number }>>) | undefined;
   collectDefaultMetrics({ register: registry, prefix: 's3o_' });
   return {
@@ -135,6 +139,24 @@ export function createMetrics(): Metrics {
     setBackendHealth: (source) => {
       health = source;
     },
+    backendBreakerState: new Gauge({
+      name: 's3o_backend_breaker_state',
+      help: "Each backend's circuit breaker as this instance sees it: 0 closed, 1 half-open (trial calls), 2 open (no new writes, read last).",
+      labelNames: ['backend'] as const,
+      registers: [registry],
+      collect() {
+        // Reset first: a backend removed at runtime must not keep its last value.
+        this.reset();
+        const code: Record<string, number> = { closed: 0, half_open: 1, open: 2 };
+        for (const h of health?.() ?? []) if (h.breaker !== undefined) this.set({ backend: h.name }, code[h.breaker] ?? 0);
+      },
+    }),
+    backendBreakerTransitions: new Counter({
+      name: 's3o_backend_breaker_transitions_total',
+      help: "Transitions of each backend's circuit breaker, by the state entered (closed, half_open, open).",
+      labelNames: ['backend', 'to'] as const,
+      registers: [registry],
+    }),
     setTaskCounts: (source) => {
       taskCounts = source;
     },

@@ -44,6 +44,8 @@ export interface BackendUsage {
   /** `config` or `admin`. */
   source: string;
   zone?: string;
+  /** `read_priority` this instance reads with (lower first among healthy copies). */
+  readPriority?: number;
 }
 
 /** What /readyz answers (see {@link AdminDeps.ready}). */

@@ -5,6 +5,7 @@ import {
   AdminService,
   BackendState,
   BackendType,
+  BreakerState,
   CopyState,
   HealthState,
   type GetStatusResponseSchema,
@@ -52,6 +53,18 @@ const HEALTH_STATE = {
   healthy: HealthState.HEALTHY,
   degraded: HealthState.DEGRADED,
   unavailable: HealthState.UNAVAILABLE,
+} as const;
+
+/** A non-negative duration in ms (fractions kept to the nanosecond) as a google.protobuf.Duration. */
+function msDuration(ms: number): { seconds: bigint; nanos: number } {
+  const total = Math.round(Math.max(0, ms) * 1e6);
+  return { seconds: BigInt(Math.floor(total / 1e9)), nanos: total % 1e9 };
+}
+
+const BREAKER_STATE = {
+  closed: BreakerState.CLOSED,
+  half_open: BreakerState.HALF_OPEN,
+  open: BreakerState.OPEN,
 } as const;
 
 const BACKEND_STATE = {
@@ -118,6 +131,7 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
         state: BACKEND_STATE[b.state],
         source: b.source,
         zone: b.zone ?? '',
+        readPriority: b.readPriority ?? 0,
         ...(b.health
           ? {
               healthState: HEALTH_STATE[b.health.state],
@@ -125,6 +139,12 @@ export class AdminServiceImpl implements ServiceImpl<typeof AdminService> {
               lastError: b.health.lastError?.message ?? '',
               ...(b.health.lastError ? { lastErrorAt: timestampFromDate(b.health.lastError.at) } : {}),
               ...(b.health.lastOkAt ? { lastOkAt: timestampFromDate(b.health.lastOkAt) } : {}),
+              breakerState: BREAKER_STATE[b.health.breaker],
+              breakerSince: timestampFromDate(b.health.breakerSince),
+              ...(b.health.openedAt ? { openedAt: timestampFromDate(b.health.openedAt) } : {}),
+              openReason: b.health.openReason ?? '',
+              consecutiveFailures: b.health.consecutiveFailures,
+              ...(b.health.latencyMs !== undefined ? { latency: msDuration(b.health.latencyMs) } : {}),
             }
           : {}),
       })),

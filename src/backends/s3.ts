@@ -41,13 +41,16 @@ import {
   type EncodedMeta,
 } from './s3-meta.js';
 import { callerCaused, ExactLength } from './stream-util.js';
+import { DeadlineError, withDeadlines, type RequestHandlerLike } from './deadline.js';
 
 export { mapS3Error } from './s3-meta.js';
 
 /** Tunables of the HTTP client; the defaults suit both cloud providers and loopback test servers. */
 export interface S3BackendOptions {
-  /** Time allowed to establish a TCP/TLS connection, ms (default 5000). */
+  /** Time allowed to establish a TCP/TLS connection, ms, when the config has no `connect_timeout` (default 5000). */
   connectionTimeoutMs?: number;
+  /** Time allowed for the answer to start, ms, when the config has no `first_byte_timeout` (default 15000; see deadline.ts). */
+  firstByteTimeoutMs?: number;
   /**
    * A socket that makes no progress for this long is destroyed, ms (default 60000). This is an idle timeout,
    * not a total-transfer timeout: a multi-gigabyte transfer that keeps moving is never cut off.
@@ -62,6 +65,8 @@ export interface S3BackendOptions {
 }
 
 const DEFAULT_LIST_LIMIT = 1000;
+/** Defaults of `connect_timeout` and `first_byte_timeout` (config/breaker.ts has the same). */
+export const S3_TIMEOUT_DEFAULTS = { connectMs: 5_000, firstByteMs: 15_000 } as const;
 
 /** SDK logger that stays silent: failures reach callers as BackendErrors, and the SDK's warnings are noise. */
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -171,6 +176,10 @@ export class S3Backend implements Backend {
     this.prefix = cfg.prefix;
     this.endpoint = cfg.endpoint ?? `https://s3.${cfg.region}.amazonaws.com`;
     const agentOpts = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: opts.maxSockets ?? 128 };
+    const deadlines = {
+      connectMs: cfg.connectTimeoutMs ?? opts.connectionTimeoutMs ?? S3_TIMEOUT_DEFAULTS.connectMs,
+      firstByteMs: cfg.firstByteTimeoutMs ?? opts.firstByteTimeoutMs ?? S3_TIMEOUT_DEFAULTS.firstByteMs,
+    };
     this.client = new S3Client({
       region: cfg.region,
       ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
@@ -184,12 +193,16 @@ export class S3Backend implements Backend {
       requestHandler: {
         httpAgent: new HttpAgent(agentOpts),
         httpsAgent: new HttpsAgent(agentOpts),
-        connectionTimeout: opts.connectionTimeoutMs ?? 5000,
+        connectionTimeout: deadlines.connectMs,
         // In @smithy/node-http-handler 4.x `requestTimeout` is a whole-request timer (warn-only by default);
         // `socketTimeout` is the per-socket inactivity timeout we want.
         socketTimeout: opts.idleTimeoutMs ?? 60_000,
       },
     });
+    // The SDK resolves `config.requestHandler` at every send: the wrapper holds each attempt to the
+    // connect and first-byte deadlines and makes a silent provider fail once (deadline.ts).
+    const config = this.client.config as unknown as { requestHandler: RequestHandlerLike };
+    config.requestHandler = withDeadlines(config.requestHandler, deadlines);
   }
 
   private physical(key: string): string {
@@ -197,6 +210,7 @@ export class S3Backend implements Backend {
   }
 
   private fail(err: unknown, what: string): BackendError {
+    if (err instanceof DeadlineError) return new BackendError(this.name, 'Unavailable', `${what}: ${err.message}`, { cause: err });
     return mapS3Error(this.name, err, what);
   }
 

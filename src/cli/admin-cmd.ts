@@ -17,6 +17,7 @@ import {
   CopyState,
   GetStatusResponseSchema,
   BackendState,
+  BreakerState,
   HealthState,
   ListBackendsResponseSchema,
   ListBucketsResponseSchema,
@@ -128,6 +129,12 @@ const HEALTH_NAMES: Record<number, string> = {
   [HealthState.UNAVAILABLE]: 'unavailable',
 };
 
+const BREAKER_NAMES: Record<number, string> = {
+  [BreakerState.CLOSED]: 'closed',
+  [BreakerState.HALF_OPEN]: 'half-open',
+  [BreakerState.OPEN]: 'open',
+};
+
 const STATE_NAMES: Record<number, string> = {
   [BackendState.ACTIVE]: 'active',
   [BackendState.READ_ONLY]: 'read-only',
@@ -144,6 +151,7 @@ function formatBackends(r: ListBackendsResponse): string {
       b.type === BackendType.S3 ? 's3' : b.type === BackendType.FS ? 'fs' : '?',
       STATE_NAMES[b.state] ?? '?',
       b.healthy ? 'yes' : b.healthState === HealthState.DEGRADED ? 'degraded' : 'NO',
+      BREAKER_NAMES[b.breakerState] ?? '-',
       humanBytes(b.usedBytes),
       humanBytes(b.reservedBytes),
       quota === 0 ? 'unlimited' : humanBytes(quota),
@@ -154,8 +162,11 @@ function formatBackends(r: ListBackendsResponse): string {
   // Why a backend is not healthy, one line each under the table.
   const notes = r.backends
     .filter((b) => !b.healthy && b.healthState !== HealthState.UNSPECIFIED)
-    .map((b) => `${b.name}: ${HEALTH_NAMES[b.healthState] ?? '?'} since ${iso(b.healthSince)}${b.lastError ? `: ${b.lastError}` : ''}\n`);
-  const t = table(['NAME', 'TYPE', 'STATE', 'HEALTHY', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [4, 5, 6, 7, 8]);
+    .map((b) => {
+      const opened = b.openReason ? ` (breaker opened at ${iso(b.openedAt)}: ${b.openReason})` : '';
+      return `${b.name}: ${HEALTH_NAMES[b.healthState] ?? '?'} since ${iso(b.healthSince)}${opened}${b.lastError ? `: ${b.lastError}` : ''}\n`;
+    });
+  const t = table(['NAME', 'TYPE', 'STATE', 'HEALTHY', 'BREAKER', 'USED', 'RESERVED', 'QUOTA', 'FULL', 'OBJECTS'], rows, [5, 6, 7, 8, 9]);
   return notes.length > 0 ? `${t}\n${notes.join('')}` : t;
 }
 

@@ -102,6 +102,11 @@ export class BackendRegistry {
     return keyed.map((k) => k.name);
   }
 
+  /** The `read_priority` reads use for a backend (0 when not set). */
+  readPriority(name: string): number {
+    return this.#readPriority.get(name) ?? 0;
+  }
+
   /** Sets each backend's `read_priority` (from its row); backends not listed count as 0. */
   setReadPriorities(priorities: Iterable<readonly [string, number]>): void {
     this.#readPriority.clear();

@@ -38,9 +38,9 @@ test('backends_prints_table_with_sizes', async () => {
   const r = await run(['backends', '--server', url], { S3O_ADMIN_TOKEN: TOKEN });
   assert.equal(r.code, 0, r.err);
   const lines = r.out.trimEnd().split('\n');
-  assert.match(lines[0]!, /^NAME +TYPE +STATE +HEALTHY +USED +RESERVED +QUOTA +FULL +OBJECTS$/);
-  assert.match(lines[1]!, /^disk-a +fs +active +yes +1\.5 GiB +2\.0 KiB +10\.0 GiB +15\.0% +12$/);
-  assert.match(lines[2]!, /^cloud-b +s3 +draining +NO +5\.0 MiB +0 B +unlimited +- +3$/);
+  assert.match(lines[0]!, /^NAME +TYPE +STATE +HEALTHY +BREAKER +USED +RESERVED +QUOTA +FULL +OBJECTS$/);
+  assert.match(lines[1]!, /^disk-a +fs +active +yes +- +1\.5 GiB +2\.0 KiB +10\.0 GiB +15\.0% +12$/);
+  assert.match(lines[2]!, /^cloud-b +s3 +draining +NO +- +5\.0 MiB +0 B +unlimited +- +3$/);
 });
 
 test('buckets_prints_table_without_secrets', async () => {

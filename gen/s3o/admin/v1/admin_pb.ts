@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file s3o/admin/v1/admin.proto.
  */
 export const file_s3o_admin_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhzM28vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDHMzby5hZG1pbi52MSISChBHZXRTdGF0dXNSZXF1ZXN0IvUCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9kYXRhYmFzZV9lbmdpbmUYBCABKAkSFgoOc2NoZW1hX3ZlcnNpb24YBSABKAUSGQoRczNfbGlzdGVuX2FkZHJlc3MYBiABKAkSHAoUYWRtaW5fbGlzdGVuX2FkZHJlc3MYByABKAkSEwoLaW5zdGFuY2VfaWQYCCABKAkSFQoNYmFja2VuZF9jb3VudBgJIAEoDRIdChVoZWFsdGh5X2JhY2tlbmRfY291bnQYCiABKA0SFAoMYnVja2V0X2NvdW50GAsgASgNEhQKDG9iamVjdF9jb3VudBgMIAEoBBITCgt0b3RhbF9ieXRlcxgNIAEoBCIVChNMaXN0QmFja2VuZHNSZXF1ZXN0Ij8KFExpc3RCYWNrZW5kc1Jlc3BvbnNlEicKCGJhY2tlbmRzGAEgAygLMhUuczNvLmFkbWluLnYxLkJhY2tlbmQiywMKB0JhY2tlbmQSDAoEbmFtZRgBIAEoCRInCgR0eXBlGAIgASgOMhkuczNvLmFkbWluLnYxLkJhY2tlbmRUeXBlEhMKC3F1b3RhX2J5dGVzGAMgASgEEhIKCnVzZWRfYnl0ZXMYBCABKAQSFgoOcmVzZXJ2ZWRfYnl0ZXMYBSABKAQSFAoMb2JqZWN0X2NvdW50GAYgASgEEg8KB2hlYWx0aHkYByABKAgSLwoMaGVhbHRoX3N0YXRlGAggASgOMhkuczNvLmFkbWluLnYxLkhlYWx0aFN0YXRlEjAKDGhlYWx0aF9zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgKIAEoCRIxCg1sYXN0X2Vycm9yX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpsYXN0X29rX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVzdGF0ZRgNIAEoDjIaLnMzby5hZG1pbi52MS5CYWNrZW5kU3RhdGUSDgoGc291cmNlGA4gASgJEgwKBHpvbmUYDyABKAkiFAoSTGlzdEJ1Y2tldHNSZXF1ZXN0IjwKE0xpc3RCdWNrZXRzUmVzcG9uc2USJQoHYnVja2V0cxgBIAMoCzIULnMzby5hZG1pbi52MS5CdWNrZXQiiQEKBkJ1Y2tldBIMCgRuYW1lGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9iamVjdF9jb3VudBgDIAEoBBITCgt0b3RhbF9ieXRlcxgEIAEoBBIWCg5hY2Nlc3Nfa2V5X2lkcxgFIAMoCSIyChNMb2NhdGVPYmplY3RSZXF1ZXN0Eg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkiwAEKFExvY2F0ZU9iamVjdFJlc3BvbnNlEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkSEgoKdmVyc2lvbl9pZBgDIAEoCRIMCgRzaXplGAQgASgEEgwKBGV0YWcYBSABKAkSMQoNbGFzdF9tb2RpZmllZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoGY29waWVzGAcgAygLMhguczNvLmFkbWluLnYxLk9iamVjdENvcHkiaQoKT2JqZWN0Q29weRIPCgdiYWNrZW5kGAEgASgJEhQKDHBoeXNpY2FsX2tleRgCIAEoCRIMCgRzaXplGAMgASgEEiYKBXN0YXRlGAQgASgOMhcuczNvLmFkbWluLnYxLkNvcHlTdGF0ZSpVCgtCYWNrZW5kVHlwZRIcChhCQUNLRU5EX1RZUEVfVU5TUEVDSUZJRUQQABITCg9CQUNLRU5EX1RZUEVfUzMQARITCg9CQUNLRU5EX1RZUEVfRlMQAiqbAQoMQmFja2VuZFN0YXRlEh0KGUJBQ0tFTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCQUNLRU5EX1NUQVRFX0FDVElWRRABEhsKF0JBQ0tFTkRfU1RBVEVfUkVBRF9PTkxZEAISGgoWQkFDS0VORF9TVEFURV9EUkFJTklORxADEhkKFUJBQ0tFTkRfU1RBVEVfUkVNT1ZFRBAEKn4KC0hlYWx0aFN0YXRlEhwKGEhFQUxUSF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEhFQUxUSF9TVEFURV9IRUFMVEhZEAESGQoVSEVBTFRIX1NUQVRFX0RFR1JBREVEEAISHAoYSEVBTFRIX1NUQVRFX1VOQVZBSUxBQkxFEAMqVAoJQ29weVN0YXRlEhoKFkNPUFlfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJDT1BZX1NUQVRFX1BFTkRJTkcQARITCg9DT1BZX1NUQVRFX0xJVkUQAjLyAgoMQWRtaW5TZXJ2aWNlElEKCUdldFN0YXR1cxIeLnMzby5hZG1pbi52MS5HZXRTdGF0dXNSZXF1ZXN0Gh8uczNvLmFkbWluLnYxLkdldFN0YXR1c1Jlc3BvbnNlIgOQAgESWgoMTGlzdEJhY2tlbmRzEiEuczNvLmFkbWluLnYxLkxpc3RCYWNrZW5kc1JlcXVlc3QaIi5zM28uYWRtaW4udjEuTGlzdEJhY2tlbmRzUmVzcG9uc2UiA5ACARJXCgtMaXN0QnVja2V0cxIgLnMzby5hZG1pbi52MS5MaXN0QnVja2V0c1JlcXVlc3QaIS5zM28uYWRtaW4udjEuTGlzdEJ1Y2tldHNSZXNwb25zZSIDkAIBEloKDExvY2F0ZU9iamVjdBIhLnMzby5hZG1pbi52MS5Mb2NhdGVPYmplY3RSZXF1ZXN0GiIuczNvLmFkbWluLnYxLkxvY2F0ZU9iamVjdFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChhzM28vYWRtaW4vdjEvYWRtaW4ucHJvdG8SDHMzby5hZG1pbi52MSISChBHZXRTdGF0dXNSZXF1ZXN0IvUCChFHZXRTdGF0dXNSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgJEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBnVwdGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9kYXRhYmFzZV9lbmdpbmUYBCABKAkSFgoOc2NoZW1hX3ZlcnNpb24YBSABKAUSGQoRczNfbGlzdGVuX2FkZHJlc3MYBiABKAkSHAoUYWRtaW5fbGlzdGVuX2FkZHJlc3MYByABKAkSEwoLaW5zdGFuY2VfaWQYCCABKAkSFQoNYmFja2VuZF9jb3VudBgJIAEoDRIdChVoZWFsdGh5X2JhY2tlbmRfY291bnQYCiABKA0SFAoMYnVja2V0X2NvdW50GAsgASgNEhQKDG9iamVjdF9jb3VudBgMIAEoBBITCgt0b3RhbF9ieXRlcxgNIAEoBCIVChNMaXN0QmFja2VuZHNSZXF1ZXN0Ij8KFExpc3RCYWNrZW5kc1Jlc3BvbnNlEicKCGJhY2tlbmRzGAEgAygLMhUuczNvLmFkbWluLnYxLkJhY2tlbmQi1gUKB0JhY2tlbmQSDAoEbmFtZRgBIAEoCRInCgR0eXBlGAIgASgOMhkuczNvLmFkbWluLnYxLkJhY2tlbmRUeXBlEhMKC3F1b3RhX2J5dGVzGAMgASgEEhIKCnVzZWRfYnl0ZXMYBCABKAQSFgoOcmVzZXJ2ZWRfYnl0ZXMYBSABKAQSFAoMb2JqZWN0X2NvdW50GAYgASgEEg8KB2hlYWx0aHkYByABKAgSLwoMaGVhbHRoX3N0YXRlGAggASgOMhkuczNvLmFkbWluLnYxLkhlYWx0aFN0YXRlEjAKDGhlYWx0aF9zaW5jZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKbGFzdF9lcnJvchgKIAEoCRIxCg1sYXN0X2Vycm9yX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpsYXN0X29rX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgVzdGF0ZRgNIAEoDjIaLnMzby5hZG1pbi52MS5CYWNrZW5kU3RhdGUSDgoGc291cmNlGA4gASgJEgwKBHpvbmUYDyABKAkSMQoNYnJlYWtlcl9zdGF0ZRgQIAEoDjIaLnMzby5hZG1pbi52MS5CcmVha2VyU3RhdGUSMQoNYnJlYWtlcl9zaW5jZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJb3BlbmVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtvcGVuX3JlYXNvbhgTIAEoCRIcChRjb25zZWN1dGl2ZV9mYWlsdXJlcxgUIAEoDRIVCg1yZWFkX3ByaW9yaXR5GBUgASgREioKB2xhdGVuY3kYFiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iFAoSTGlzdEJ1Y2tldHNSZXF1ZXN0IjwKE0xpc3RCdWNrZXRzUmVzcG9uc2USJQoHYnVja2V0cxgBIAMoCzIULnMzby5hZG1pbi52MS5CdWNrZXQiiQEKBkJ1Y2tldBIMCgRuYW1lGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG9iamVjdF9jb3VudBgDIAEoBBITCgt0b3RhbF9ieXRlcxgEIAEoBBIWCg5hY2Nlc3Nfa2V5X2lkcxgFIAMoCSIyChNMb2NhdGVPYmplY3RSZXF1ZXN0Eg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkiwAEKFExvY2F0ZU9iamVjdFJlc3BvbnNlEg4KBmJ1Y2tldBgBIAEoCRILCgNrZXkYAiABKAkSEgoKdmVyc2lvbl9pZBgDIAEoCRIMCgRzaXplGAQgASgEEgwKBGV0YWcYBSABKAkSMQoNbGFzdF9tb2RpZmllZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoGY29waWVzGAcgAygLMhguczNvLmFkbWluLnYxLk9iamVjdENvcHkiaQoKT2JqZWN0Q29weRIPCgdiYWNrZW5kGAEgASgJEhQKDHBoeXNpY2FsX2tleRgCIAEoCRIMCgRzaXplGAMgASgEEiYKBXN0YXRlGAQgASgOMhcuczNvLmFkbWluLnYxLkNvcHlTdGF0ZSpVCgtCYWNrZW5kVHlwZRIcChhCQUNLRU5EX1RZUEVfVU5TUEVDSUZJRUQQABITCg9CQUNLRU5EX1RZUEVfUzMQARITCg9CQUNLRU5EX1RZUEVfRlMQAip8CgxCcmVha2VyU3RhdGUSHQoZQlJFQUtFUl9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEJSRUFLRVJfU1RBVEVfQ0xPU0VEEAESGwoXQlJFQUtFUl9TVEFURV9IQUxGX09QRU4QAhIWChJCUkVBS0VSX1NUQVRFX09QRU4QAyqbAQoMQmFja2VuZFN0YXRlEh0KGUJBQ0tFTkRfU1RBVEVfVU5TUEVDSUZJRUQQABIYChRCQUNLRU5EX1NUQVRFX0FDVElWRRABEhsKF0JBQ0tFTkRfU1RBVEVfUkVBRF9PTkxZEAISGgoWQkFDS0VORF9TVEFURV9EUkFJTklORxADEhkKFUJBQ0tFTkRfU1RBVEVfUkVNT1ZFRBAEKn4KC0hlYWx0aFN0YXRlEhwKGEhFQUxUSF9TVEFURV9VTlNQRUNJRklFRBAAEhgKFEhFQUxUSF9TVEFURV9IRUFMVEhZEAESGQoVSEVBTFRIX1NUQVRFX0RFR1JBREVEEAISHAoYSEVBTFRIX1NUQVRFX1VOQVZBSUxBQkxFEAMqVAoJQ29weVN0YXRlEhoKFkNPUFlfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJDT1BZX1NUQVRFX1BFTkRJTkcQARITCg9DT1BZX1NUQVRFX0xJVkUQAjLyAgoMQWRtaW5TZXJ2aWNlElEKCUdldFN0YXR1cxIeLnMzby5hZG1pbi52MS5HZXRTdGF0dXNSZXF1ZXN0Gh8uczNvLmFkbWluLnYxLkdldFN0YXR1c1Jlc3BvbnNlIgOQAgESWgoMTGlzdEJhY2tlbmRzEiEuczNvLmFkbWluLnYxLkxpc3RCYWNrZW5kc1JlcXVlc3QaIi5zM28uYWRtaW4udjEuTGlzdEJhY2tlbmRzUmVzcG9uc2UiA5ACARJXCgtMaXN0QnVja2V0cxIgLnMzby5hZG1pbi52MS5MaXN0QnVja2V0c1JlcXVlc3QaIS5zM28uYWRtaW4udjEuTGlzdEJ1Y2tldHNSZXNwb25zZSIDkAIBEloKDExvY2F0ZU9iamVjdBIhLnMzby5hZG1pbi52MS5Mb2NhdGVPYmplY3RSZXF1ZXN0GiIuczNvLmFkbWluLnYxLkxvY2F0ZU9iamVjdFJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * GetStatusRequest has no parameters.
@@ -284,6 +284,57 @@ export type Backend = Message<"s3o.admin.v1.Backend"> & {
    * @generated from field: string zone = 15;
    */
   zone: string;
+
+  /**
+   * The backend's circuit breaker on the answering instance (see `breaker` in docs/configuration.md).
+   *
+   * @generated from field: s3o.admin.v1.BreakerState breaker_state = 16;
+   */
+  breakerState: BreakerState;
+
+  /**
+   * When the breaker entered breaker_state.
+   *
+   * @generated from field: google.protobuf.Timestamp breaker_since = 17;
+   */
+  breakerSince?: Timestamp | undefined;
+
+  /**
+   * When the breaker last opened; unset while it is closed.
+   *
+   * @generated from field: google.protobuf.Timestamp opened_at = 18;
+   */
+  openedAt?: Timestamp | undefined;
+
+  /**
+   * Why the breaker last opened ("3 failures in a row", "error rate 60% over 20 calls", "a probe failed");
+   * empty while it is closed.
+   *
+   * @generated from field: string open_reason = 19;
+   */
+  openReason: string;
+
+  /**
+   * Failures counted against the backend since its last successful call or probe.
+   *
+   * @generated from field: uint32 consecutive_failures = 20;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * Reads prefer copies on backends with a lower read priority (after the breaker state).
+   *
+   * @generated from field: sint32 read_priority = 21;
+   */
+  readPriority: number;
+
+  /**
+   * Moving average of the answer time of recent successful calls without a body (a GET until its first
+   * byte, HEAD, LIST, DELETE, probes); orders reads within one read priority. Unset until measured.
+   *
+   * @generated from field: google.protobuf.Duration latency = 22;
+   */
+  latency?: Duration | undefined;
 };
 
 /**
@@ -546,6 +597,47 @@ export const BackendTypeSchema: GenEnum<BackendType> = /*@__PURE__*/
   enumDesc(file_s3o_admin_v1_admin, 0);
 
 /**
+ * BreakerState is the state of a backend's circuit breaker.
+ *
+ * @generated from enum s3o.admin.v1.BreakerState
+ */
+export enum BreakerState {
+  /**
+   * Not set; never sent by the server.
+   *
+   * @generated from enum value: BREAKER_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Calls flow normally.
+   *
+   * @generated from enum value: BREAKER_STATE_CLOSED = 1;
+   */
+  CLOSED = 1,
+
+  /**
+   * The cool-down after opening has passed: trial calls and probes decide whether it closes or reopens.
+   *
+   * @generated from enum value: BREAKER_STATE_HALF_OPEN = 2;
+   */
+  HALF_OPEN = 2,
+
+  /**
+   * Too many recent failures: the backend takes no new copies and its copies are read last.
+   *
+   * @generated from enum value: BREAKER_STATE_OPEN = 3;
+   */
+  OPEN = 3,
+}
+
+/**
+ * Describes the enum s3o.admin.v1.BreakerState.
+ */
+export const BreakerStateSchema: GenEnum<BreakerState> = /*@__PURE__*/
+  enumDesc(file_s3o_admin_v1_admin, 1);
+
+/**
  * BackendState is a backend's runtime state, stored in its database row and shared by every instance.
  *
  * @generated from enum s3o.admin.v1.BackendState
@@ -591,7 +683,7 @@ export enum BackendState {
  * Describes the enum s3o.admin.v1.BackendState.
  */
 export const BackendStateSchema: GenEnum<BackendState> = /*@__PURE__*/
-  enumDesc(file_s3o_admin_v1_admin, 1);
+  enumDesc(file_s3o_admin_v1_admin, 2);
 
 /**
  * HealthState is a backend's live health.
@@ -633,7 +725,7 @@ export enum HealthState {
  * Describes the enum s3o.admin.v1.HealthState.
  */
 export const HealthStateSchema: GenEnum<HealthState> = /*@__PURE__*/
-  enumDesc(file_s3o_admin_v1_admin, 2);
+  enumDesc(file_s3o_admin_v1_admin, 3);
 
 /**
  * CopyState is the life-cycle state of a physical copy.
@@ -667,7 +759,7 @@ export enum CopyState {
  * Describes the enum s3o.admin.v1.CopyState.
  */
 export const CopyStateSchema: GenEnum<CopyState> = /*@__PURE__*/
-  enumDesc(file_s3o_admin_v1_admin, 3);
+  enumDesc(file_s3o_admin_v1_admin, 4);
 
 /**
  * AdminService is the control plane of one s3-orchestrator instance. Every RPC requires
