@@ -4,10 +4,13 @@
  * retry reuses its pending copy instead of reserving twice, and the quota ledger stays exact.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { deleteCopyHandler } from '../../../src/core/copies.js';
+import { CoreMultipartStore, MIN_PART_SIZE } from '../../../src/core/multipart.js';
 import { copyVersionHandler, enqueueAddCopy, enqueueMove, type ReplicationDeps } from '../../../src/core/replicate.js';
 import { LEASE_MS, runTaskBatch, type TaskHandler } from '../../../src/core/tasks.js';
 import { Bandwidth } from '../../../src/core/verify.js';
@@ -243,6 +246,52 @@ describe('copy-version', () => {
     await runAll();
     assert.deepEqual((await copiesOf(v.versionId)).map((c) => [c.backend, c.state]), [['fs-b', 'live']]);
     await assertLedger(f.db, 'after present move');
+  });
+
+  test('a multipart object is copied and verified against its multipart ETag (part sizes), then a corrupted part is refused', async () => {
+    const mp = new CoreMultipartStore(f.deps, f.store);
+    const parts = [Buffer.alloc(MIN_PART_SIZE, 'p'), Buffer.alloc(1000, 'q')];
+    const up = await mp.createMultipartUpload({ bucket: 'data', key: 'mp/one', headers: {}, userMeta: {} });
+    const done = [];
+    for (const [i, data] of parts.entries()) {
+      done.push(
+        await mp.uploadPart({
+          bucket: 'data',
+          key: 'mp/one',
+          uploadId: up.uploadId,
+          partNumber: i + 1,
+          size: data.length,
+          body: Readable.from([data]),
+          digests: () => ({ md5: createHash('md5').update(data).digest('hex') }),
+        }),
+      );
+    }
+    const v = await mp.completeMultipartUpload({
+      bucket: 'data',
+      key: 'mp/one',
+      uploadId: up.uploadId,
+      parts: done.map((p) => ({ partNumber: p.partNumber, etag: `"${p.etag}"` })),
+    });
+    assert.match(v.etag, /-2$/);
+    const [src] = await copiesOf(v.versionId);
+    await f.db.tx((q) => enqueueMove(q, { versionId: v.versionId, from: src!.backend, to: 's3-c' }, f.clock));
+    // The first attempt reads a copy whose second part was changed on disk (same length): refused.
+    const file = path.join(f.dir, src!.backend === 'fs-a' ? 'a' : 'b', src!.physical_key);
+    const original = await readFile(file);
+    const rotten = Buffer.from(original);
+    rotten[MIN_PART_SIZE + 10] ^= 0xff;
+    await writeFile(file, rotten);
+    assert.equal(await runOnce(), 1);
+    const { rows } = await f.db.query<{ last_error: string }>(`SELECT last_error FROM tasks WHERE kind = 'copy-version'`);
+    assert.match(rows[0]!.last_error, /does not verify: ETag [0-9a-f]{32}-2, expected/);
+    await writeFile(file, original);
+    f.clock.advance(2_000);
+    await runAll();
+    const after = await copiesOf(v.versionId);
+    assert.deepEqual(after.map((c) => [c.backend, c.state]), [['s3-c', 'live']]);
+    const got = await readAll((await f.store.getObject('data', 'mp/one')).body);
+    assert.ok(got.equals(Buffer.concat(parts)));
+    await assertLedger(f.db, 'after the multipart move');
   });
 
   test('a copy of a deleted version finishes without doing anything', async () => {
