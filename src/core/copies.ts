@@ -136,6 +136,38 @@ export async function dropUpload(q: Queryable, uploadId: string, states: readonl
   return (await run(q, cq.dropUpload(uploadId, states, reason))).rowCount > 0;
 }
 
+/**
+ * Drops targets of a replicated multipart upload (all of them when `backends` is null): their native
+ * uploads are aborted and keys deleted by tasks, which then release their reservations. Returns the
+ * targets dropped.
+ */
+export async function dropUploadReplicas(
+  q: Queryable,
+  upload: { uploadId: string; physicalKey: string },
+  backends: readonly string[] | null,
+  reason: string,
+): Promise<string[]> {
+  const { rows } = await run<{ backend: string }>(q, cq.dropUploadReplicas(upload.uploadId, upload.physicalKey, backends, reason));
+  return rows.map((r) => r.backend);
+}
+
+/**
+ * Publishes the other targets of a completed upload that assembled the object as live copies of the
+ * version (called in the transaction that published it from its first target). Returns those published.
+ */
+export async function publishUploadReplicas(
+  q: Queryable,
+  upload: { uploadId: string; versionId: string; physicalKey: string; size: number },
+  backends: readonly string[],
+): Promise<string[]> {
+  if (backends.length === 0) return [];
+  const { rows } = await run<{ backend: string }>(
+    q,
+    cq.publishUploadReplicas(upload.uploadId, upload.versionId, upload.physicalKey, upload.size, backends),
+  );
+  return rows.map((r) => r.backend);
+}
+
 /** Folds up to `limit` per-bucket counter deltas into bucket_stats. Returns how many deltas were folded. */
 export async function foldBucketStats(db: Db, limit = 10_000): Promise<number> {
   return (await run<{ folded: number }>(db, cq.foldBucketDeltas(limit))).rows[0]?.folded ?? 0;

@@ -4,17 +4,26 @@ import { run } from '../meta/run.js';
 import * as mq from '../meta/queries/multipart.js';
 import * as oq from '../meta/queries/objects.js';
 import { checkWriteConditions } from './conditions.js';
-import { bucketReplicas, dropUpload, enqueueRepairTask, publishAssembled, readVersion, retireLive, versionState } from './copies.js';
+import {
+  dropUpload,
+  dropUploadReplicas,
+  enqueueRepairTask,
+  publishAssembled,
+  publishUploadReplicas,
+  readVersion,
+  retireLive,
+  versionState,
+} from './copies.js';
 import { combineCrcBase64 } from './crc-combine.js';
 import { CoreError } from './errors.js';
 import { rowHeaders, rowToVersion } from './rows.js';
 import { createHasher } from './hashing.js';
 import { systemClock } from './tasks.js';
 import type { ChecksumAlgorithm, CompleteMultipartInput, ObjectVersion, StoredChecksum } from './types.js';
-import type { WriteDeps } from './writes.js';
+import { replicaPlan, type WriteDeps } from './writes.js';
+import { MIN_PART_SIZE, uploadTargets, type Target } from './multipart-targets.js';
 
-/** S3's minimum size of every part but the last. */
-export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export { MIN_PART_SIZE };
 
 /**
  * CompleteMultipartUpload, recoverable at every step:
@@ -50,8 +59,9 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
     );
   }, deps.heartbeatMs);
   beat.unref();
+  let assembled: string[];
   try {
-    await assemble(deps, u, listed, size, etag);
+    assembled = await assembleAll(deps, u, listed, size, etag);
   } catch (err) {
     clearInterval(beat);
     await run(deps.db, mq.endCompleting(u.upload_id)).catch(() => {});
@@ -79,10 +89,11 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
       );
       // Rolled back by the sweeper meanwhile (this completer looked dead): its bytes are queued for deletion.
       if (!v) throw new CoreError('NoSuchUpload', input.uploadId);
-      // A multipart upload lives on one backend: the bucket's other copies are made by the repair worker.
-      if (((await bucketReplicas(q, u.bucket, deps.replicas ?? 1)) ?? 1) > 1) {
-        await enqueueRepairTask(q, u.version_id, 'multipart', deps.clock);
-      }
+      const ids = { uploadId: u.upload_id, versionId: u.version_id, physicalKey: u.physical_key, size };
+      const copies = 1 + (await publishUploadReplicas(q, ids, assembled)).length;
+      // Targets that did not assemble the object (or left the upload) are given up through the outbox.
+      await dropUploadReplicas(q, ids, null, 'complete-failed');
+      if (copies < (await replicaPlan(deps, q, u.bucket)).replicas) await enqueueRepairTask(q, u.version_id, 'multipart', deps.clock);
       return v;
     });
   } catch (err) {
@@ -139,21 +150,61 @@ async function validateParts(deps: WriteDeps, u: mq.UploadRow, input: CompleteMu
   return listed;
 }
 
-/** Asks the backend to assemble the parts; a completion taken over finds the object already assembled. */
-async function assemble(deps: WriteDeps, u: mq.UploadRow, listed: readonly mq.PartRow[], size: number, etag: string): Promise<void> {
-  const backend = deps.backends.get(u.backend);
-  if (!backend) throw new CoreError('ServiceUnavailable', `backend ${u.backend} is not configured`);
+/**
+ * Asks every target to assemble the parts, at once. The upload's own backend must succeed; the other
+ * targets that did are returned (at least the write quorum in all, else the completion fails and can be
+ * retried). A completion taken over finds objects already assembled.
+ */
+async function assembleAll(deps: WriteDeps, u: mq.UploadRow, listed: readonly mq.PartRow[], size: number, etag: string): Promise<string[]> {
   // Stored with the object, so a rebuild from the backends recovers the multipart ETag and the parts.
   const meta: PhysicalMeta = {
     ...rowHeaders(u), userMeta: u.user_meta, bucket: u.bucket, key: u.key, versionId: u.version_id, etag, partSizes: listed.map((p) => p.size),
   };
+  const targets = await uploadTargets(deps.db, u);
+  const etags = new Map<string, Map<number, string>>();
+  for (const r of (await run<{ part_number: number; backend: string; backend_etag: string }>(deps.db, mq.selectPartReplicas(u.upload_id))).rows) {
+    const m = etags.get(r.backend) ?? new Map<number, string>();
+    m.set(r.part_number, r.backend_etag);
+    etags.set(r.backend, m);
+  }
+  const results = await Promise.allSettled(
+    targets.map((t, i) => {
+      const parts = listed.map((p) => ({ partNumber: p.part_number, etag: i === 0 ? p.backend_etag : etags.get(t.backend)?.get(p.part_number) }));
+      if (parts.some((p) => p.etag === undefined)) return Promise.reject(new Error(`backend ${t.backend} is missing parts`));
+      return assemble(deps, u, t, parts as { partNumber: number; etag: string }[], size, meta);
+    }),
+  );
+  if (results[0]!.status === 'rejected') throw results[0]!.reason;
+  const ok = targets.slice(1).filter((_, i) => results[i + 1]!.status === 'fulfilled').map((t) => t.backend);
+  results.slice(1).forEach((r, i) => {
+    if (r.status === 'rejected') deps.log.warn('a target could not assemble a replicated multipart upload', { backend: targets[i + 1]!.backend, uploadId: u.upload_id, err: r.reason });
+  });
+  const quorum = (await replicaPlan(deps, deps.db, u.bucket)).quorum;
+  if (1 + ok.length < quorum) {
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    throw failed.reason;
+  }
+  return ok;
+}
+
+/** Asks one target to assemble the parts; a completion taken over finds the object already assembled. */
+async function assemble(
+  deps: WriteDeps,
+  u: mq.UploadRow,
+  t: Target,
+  parts: readonly { partNumber: number; etag: string }[],
+  size: number,
+  meta: PhysicalMeta,
+): Promise<void> {
+  const backend = deps.backends.get(t.backend);
+  if (!backend) throw new CoreError('ServiceUnavailable', `backend ${t.backend} is not configured`);
   try {
-    await backend.completeMultipart(u.physical_key, u.backend_upload_id, listed.map((p) => ({ partNumber: p.part_number, etag: p.backend_etag })), meta);
+    await backend.completeMultipart(u.physical_key, t.nativeId, parts, meta);
   } catch (err) {
     if (!(err instanceof BackendError) || err.kind !== 'NotFound') throw err;
     const head = await backend.head(u.physical_key).catch(() => undefined);
     if (head?.size !== size) throw err;
-    deps.log.warn('multipart upload was already assembled (completion taken over)', { uploadId: u.upload_id });
+    deps.log.warn('multipart upload was already assembled (completion taken over)', { uploadId: u.upload_id, backend: t.backend });
   }
 }
 

@@ -1,6 +1,6 @@
 import { BackendError, type Backend, type PhysicalMeta } from '../backends/backend.js';
 import { physicalKey, newVersionId } from '../backends/layout.js';
-import type { Db } from '../meta/db.js';
+import type { Db, Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
 import * as bq from '../meta/queries/backends.js';
 import * as oq from '../meta/queries/objects.js';
@@ -178,6 +178,15 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
 }
 
 /**
+ * How many copies a new version of `bucket` wants (its own count, else `placement.replicas`) and how many
+ * must be stored before the write is acknowledged (`placement.write_quorum`, capped at that count).
+ */
+export async function replicaPlan(deps: WriteDeps, q: Queryable, bucket: string): Promise<{ replicas: number; quorum: number }> {
+  const replicas = (await bucketReplicas(q, bucket, deps.replicas ?? 1)) ?? deps.replicas ?? 1;
+  return { replicas, quorum: Math.min(deps.writeQuorum ?? replicas, replicas) };
+}
+
+/**
  * Chooses the backends of a new version and reserves quota on each: the pending version and its pending
  * copies. One statement when the bucket wants one copy; otherwise one transaction that stages the copies
  * one backend at a time (distinct backends, distinct zones first) and gives up — 507, nothing written —
@@ -187,12 +196,10 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
 async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
   const versionId = newVersionId();
   const pkey = physicalKey(req.bucket, req.key, versionId);
-  const [{ rows }, wanted] = await Promise.all([
+  const [{ rows }, { replicas, quorum }] = await Promise.all([
     run<bq.BackendRow>(deps.db, bq.selectBackends()),
-    bucketReplicas(deps.db, req.bucket, deps.replicas ?? 1),
+    replicaPlan(deps, deps.db, req.bucket),
   ]);
-  const replicas = wanted ?? deps.replicas ?? 1;
-  const quorum = Math.min(deps.writeQuorum ?? replicas, replicas);
   let ranked = deps.backends.availableFirst(rankBackends(rows, deps.backends.names, deps.strategy, req.size));
   if (req.prefer?.length) {
     const preferred = ranked.filter((n) => req.prefer!.includes(n));

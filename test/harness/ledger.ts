@@ -7,7 +7,7 @@ import type { Queryable } from '../../src/meta/db.js';
  *   used_bytes     = Σ size of live and bad copies + Σ releaseBytes of delete-copy tasks (any state)
  *   object_count   = number of live and bad copies + Σ releaseObjects of those tasks
  * (a bad copy's bytes may still exist: it stays counted until the delete-copy task that retires it ran)
- *   reserved_bytes = Σ size of pending copies + Σ reserved_bytes of its multipart uploads
+ *   reserved_bytes = Σ size of pending copies + Σ reserved_bytes of its multipart uploads and upload targets
  * and for every bucket: its counters (folded + unfolded deltas) = count and Σ size of its live versions.
  * Call {@link assertLedger} at the end of every integration test file, beside {@link assertNoStrayBytes}.
  */
@@ -27,7 +27,8 @@ export async function assertLedger(db: Queryable, label = 'ledger'): Promise<voi
        (coalesce((SELECT count(*) FROM object_copies c WHERE c.backend = b.name AND c.state IN ('live', 'bad')), 0)
         + coalesce((SELECT sum((payload->>'releaseObjects')::int8) FROM tasks t WHERE t.kind = 'delete-copy' AND t.payload->>'backend' = b.name), 0))::int8 AS want_objects,
        (coalesce((SELECT sum(size) FROM object_copies c WHERE c.backend = b.name AND c.state = 'pending'), 0)
-        + coalesce((SELECT sum(reserved_bytes) FROM multipart_uploads u WHERE u.backend = b.name), 0))::int8 AS want_reserved
+        + coalesce((SELECT sum(reserved_bytes) FROM multipart_uploads u WHERE u.backend = b.name), 0)
+        + coalesce((SELECT sum(reserved_bytes) FROM multipart_replicas r WHERE r.backend = b.name), 0))::int8 AS want_reserved
      FROM backends b ORDER BY b.name`,
   );
   for (const r of rows) {
@@ -69,7 +70,11 @@ export async function assertNoStrayBytes(db: Queryable, backends: readonly Backe
     );
     for (const t of tasks.rows) known.add(t.k);
     // Objects assembled in place by a multipart upload still in progress are not strays either.
-    const uploads = await db.query<{ physical_key: string }>(`SELECT physical_key FROM multipart_uploads WHERE backend = $1`, [b.name]);
+    const uploads = await db.query<{ physical_key: string }>(
+      `SELECT physical_key FROM multipart_uploads WHERE backend = $1
+       UNION ALL SELECT u.physical_key FROM multipart_replicas r JOIN multipart_uploads u USING (upload_id) WHERE r.backend = $1`,
+      [b.name],
+    );
     for (const u of uploads.rows) known.add(u.physical_key);
     const stray: string[] = [];
     let startAfter: string | undefined;

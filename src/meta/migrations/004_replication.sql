@@ -22,3 +22,23 @@ ALTER TABLE backends ADD COLUMN read_priority integer NOT NULL DEFAULT 0;
 
 CREATE INDEX tasks_job ON tasks (job_id) WHERE job_id IS NOT NULL;
 CREATE INDEX tasks_kind_version ON tasks (kind, (payload->>'versionId')) WHERE payload ? 'versionId';
+
+-- Multipart uploads of replicated buckets: every part streams to the native upload of each target. The
+-- first target is the upload row itself (multipart_uploads.backend); the others are rows here, each with
+-- its native upload id and its own reservation. Part ETags of those targets are in multipart_part_replicas
+-- (the part's row keeps the first target's). Rows are removed with their upload by the copy layer.
+CREATE TABLE multipart_replicas (
+  upload_id          text NOT NULL,
+  backend            text NOT NULL REFERENCES backends,
+  backend_upload_id  text NOT NULL,
+  reserved_bytes     bigint NOT NULL DEFAULT 0 CHECK (reserved_bytes >= 0),
+  PRIMARY KEY (upload_id, backend)
+);
+CREATE INDEX multipart_replicas_backend ON multipart_replicas (backend);
+CREATE TABLE multipart_part_replicas (
+  upload_id     text NOT NULL,
+  part_number   integer NOT NULL,
+  backend       text NOT NULL,
+  backend_etag  text NOT NULL,
+  PRIMARY KEY (upload_id, part_number, backend)
+);

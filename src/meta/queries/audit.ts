@@ -9,7 +9,7 @@ import type { Sql } from '../db.js';
  * The ledger (see queries/copies.ts), per backend:
  *   used_bytes     = Σ size of live and bad copies + Σ releaseBytes of delete-copy tasks (any state)
  *   object_count   = number of live and bad copies + Σ releaseObjects of those tasks
- *   reserved_bytes = Σ size of pending copies + Σ reserved_bytes of its multipart uploads
+ *   reserved_bytes = Σ size of pending copies + Σ reserved_bytes of its multipart uploads and upload targets
  * per bucket: bucket_stats + unfolded deltas = count and Σ size of its live versions.
  */
 
@@ -38,7 +38,8 @@ export function copiesPage(backend: string, after: string, limit: number): Sql {
 export function promisedKeys(backend: string): Sql {
   return {
     text: `SELECT payload->>'physicalKey' AS physical_key FROM tasks WHERE kind = 'delete-copy' AND payload->>'backend' = $1
-           UNION SELECT physical_key FROM multipart_uploads WHERE backend = $1`,
+           UNION SELECT physical_key FROM multipart_uploads WHERE backend = $1
+           UNION SELECT u.physical_key FROM multipart_replicas r JOIN multipart_uploads u USING (upload_id) WHERE r.backend = $1`,
     values: [backend],
   };
 }
@@ -49,7 +50,9 @@ export function accountedKeys(backend: string, keys: readonly string[]): Sql {
     text: `SELECT physical_key FROM object_copies WHERE backend = $1 AND physical_key = ANY($2::text[])
            UNION SELECT payload->>'physicalKey' FROM tasks
              WHERE kind = 'delete-copy' AND payload->>'backend' = $1 AND payload->>'physicalKey' = ANY($2::text[])
-           UNION SELECT physical_key FROM multipart_uploads WHERE backend = $1 AND physical_key = ANY($2::text[])`,
+           UNION SELECT physical_key FROM multipart_uploads WHERE backend = $1 AND physical_key = ANY($2::text[])
+           UNION SELECT u.physical_key FROM multipart_replicas r JOIN multipart_uploads u USING (upload_id)
+             WHERE r.backend = $1 AND u.physical_key = ANY($2::text[])`,
     values: [backend, keys],
   };
 }
@@ -97,7 +100,8 @@ const BACKEND_LEDGER = `SELECT b.name, b.used_bytes, b.object_count, b.reserved_
        (coalesce((SELECT count(*) FROM object_copies c WHERE c.backend = b.name AND c.state IN ('live', 'bad')), 0)
         + coalesce((SELECT sum((payload->>'releaseObjects')::int8) FROM tasks t WHERE t.kind = 'delete-copy' AND t.payload->>'backend' = b.name), 0))::int8 AS want_objects,
        (coalesce((SELECT sum(size) FROM object_copies c WHERE c.backend = b.name AND c.state = 'pending'), 0)
-        + coalesce((SELECT sum(reserved_bytes) FROM multipart_uploads u WHERE u.backend = b.name), 0))::int8 AS want_reserved
+        + coalesce((SELECT sum(reserved_bytes) FROM multipart_uploads u WHERE u.backend = b.name), 0)
+        + coalesce((SELECT sum(reserved_bytes) FROM multipart_replicas r WHERE r.backend = b.name), 0))::int8 AS want_reserved
      FROM backends b`;
 
 /** A backend's counters next to what the ledger says they should be. */
@@ -183,6 +187,11 @@ export function contentCounts(): Sql {
                   (SELECT count(*) FROM tasks WHERE kind = 'delete-copy')::int8 AS deletions`,
     values: [],
   };
+}
+
+/** The names of the buckets the database has. */
+export function bucketNames(): Sql {
+  return { text: `SELECT name FROM buckets`, values: [] };
 }
 
 /** A bucket found on the backends (kept as it is when the configuration already declared it). */

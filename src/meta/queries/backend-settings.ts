@@ -143,7 +143,7 @@ export interface BackendHoldingsRow {
 export function selectBackendHoldings(name: string): Sql {
   return {
     text: `SELECT (SELECT count(*) FROM object_copies WHERE backend = $1)::int AS copies,
-                  (SELECT count(*) FROM multipart_uploads WHERE backend = $1)::int AS uploads,
+                  ((SELECT count(*) FROM multipart_uploads WHERE backend = $1) + (SELECT count(*) FROM multipart_replicas WHERE backend = $1))::int AS uploads,
                   (SELECT count(*) FROM tasks WHERE payload->>'backend' = $1 AND state <> 'dead')::int AS tasks,
                   b.used_bytes, b.reserved_bytes
            FROM backends b WHERE b.name = $1`,

@@ -236,7 +236,7 @@ export function backendLeftovers(backend: string): Sql {
     text: `SELECT (SELECT count(*) FROM object_copies WHERE backend = $1)::int8 AS copies,
                   (SELECT count(*) FROM object_copies c JOIN object_versions v ON v.version_id = c.version_id
                     WHERE c.backend = $1 AND v.state = 'live')::int8 AS live_copies,
-                  (SELECT count(*) FROM multipart_uploads WHERE backend = $1)::int8 AS uploads`,
+                  ((SELECT count(*) FROM multipart_uploads WHERE backend = $1) + (SELECT count(*) FROM multipart_replicas WHERE backend = $1))::int8 AS uploads`,
     values: [backend],
   };
 }

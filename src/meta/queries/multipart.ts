@@ -162,3 +162,53 @@ export function selectUploadsPage(bucket: string, prefix: string, afterKey: stri
 export function selectAbandoned(olderThanMs: number, limit: number, skewMs: number): Sql {
   return claimOlderThan('active', 'initiated_at', olderThanMs, limit, skewMs);
 }
+
+/** A row of multipart_replicas: one more target of a replicated upload. */
+export interface ReplicaRow {
+  backend: string;
+  backend_upload_id: string;
+  reserved_bytes: number;
+}
+
+/** Records one more target (its native upload) of an upload. */
+export function insertReplica(uploadId: string, backend: string, backendUploadId: string): Sql {
+  return {
+    text: `INSERT INTO multipart_replicas (upload_id, backend, backend_upload_id) VALUES ($1, $2, $3)`,
+    values: [uploadId, backend, backendUploadId],
+  };
+}
+
+/** The other targets of an upload, in name order. */
+export function selectReplicas(uploadId: string): Sql {
+  return {
+    text: `SELECT backend, backend_upload_id, reserved_bytes FROM multipart_replicas WHERE upload_id = $1 ORDER BY backend`,
+    values: [uploadId],
+  };
+}
+
+/** Adds `delta` to a target's reservation while its upload is active; no row otherwise (it was settled). */
+export function addReplicaReservation(uploadId: string, backend: string, delta: number): Sql {
+  return {
+    text: `UPDATE multipart_replicas r SET reserved_bytes = r.reserved_bytes + $3
+           FROM multipart_uploads u WHERE r.upload_id = $1 AND r.backend = $2 AND u.upload_id = r.upload_id AND u.state = 'active'
+           RETURNING r.backend`,
+    values: [uploadId, backend, delta],
+  };
+}
+
+/** Records a part's ETag on one more target (replaces the ETag of a part uploaded again). */
+export function upsertPartReplica(uploadId: string, partNumber: number, backend: string, backendEtag: string): Sql {
+  return {
+    text: `INSERT INTO multipart_part_replicas (upload_id, part_number, backend, backend_etag) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (upload_id, part_number, backend) DO UPDATE SET backend_etag = EXCLUDED.backend_etag`,
+    values: [uploadId, partNumber, backend, backendEtag],
+  };
+}
+
+/** Every part ETag an upload's other targets returned. */
+export function selectPartReplicas(uploadId: string): Sql {
+  return {
+    text: `SELECT part_number, backend, backend_etag FROM multipart_part_replicas WHERE upload_id = $1`,
+    values: [uploadId],
+  };
+}
