@@ -6,7 +6,7 @@ import { checkReadConditions, checkWriteConditions, resolveRange } from './condi
 import { DegradedReader, degradedPartSizes } from './degraded.js';
 import { CoreError, DbUnavailableError, isDbUnavailable } from './errors.js';
 import { rowToCopy, rowToVersion } from './rows.js';
-import { lockKeys, retireLive } from './copies.js';
+import { lockKeys, markCopyBad, retireLive } from './copies.js';
 import { listObjects } from './list.js';
 import { openVersion, type ReadableCopy } from './read.js';
 import { bodyEnded } from './replay.js';
@@ -142,6 +142,7 @@ export class CoreObjectStore implements ObjectStore {
         const whole = !range && r.start === 0;
         return backend.get(copy.physicalKey, whole ? undefined : r, sig);
       },
+      bad: (reason) => this.#markBad(version, copy.backend, reason),
     }));
     return openVersion({
       copies: readable,
@@ -151,6 +152,17 @@ export class CoreObjectStore implements ObjectStore {
       log: this.#deps.log,
       what: `${version.bucket}/${version.key}`,
     });
+  }
+
+  /**
+   * A copy proved bad while being read: marked so (never read again; repair queued) in the background —
+   * the read goes on from the next copy. A copy retired meanwhile (an overwrite) is not touched.
+   */
+  #markBad(version: ObjectVersion, backend: string, reason: string): void {
+    this.#deps.log.error('copy is bad; marking it for repair', { bucket: version.bucket, key: version.key, versionId: version.versionId, backend, reason });
+    this.#deps.db.tx((q) => markCopyBad(q, version.versionId, backend, reason)).catch((err: unknown) =>
+      this.#deps.log.warn('could not mark a bad copy (scrub will find it)', { versionId: version.versionId, backend, err }),
+    );
   }
 
   async putObject(input: PutObjectInput): Promise<ObjectVersion> {

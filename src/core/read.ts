@@ -15,6 +15,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
+import { BackendError } from '../backends/backend.js';
 import { CoreError } from './errors.js';
 
 /** One copy the reader may use: `open` streams an inclusive byte range of it. */
@@ -22,6 +23,11 @@ export interface ReadableCopy {
   /** Names the copy in logs (backend and physical key). */
   describe: Record<string, string>;
   open(range: { start: number; end: number }, signal?: AbortSignal): Promise<Readable>;
+  /**
+   * Called when the copy proved bad — its backend answered NotFound, or it ended before the version's
+   * size — so that it is never trusted again until repaired (not called for transient failures).
+   */
+  bad?(reason: string): void;
 }
 
 /** Options of {@link openVersion}. */
@@ -35,6 +41,14 @@ export interface OpenVersionOptions {
   log: Logger;
   /** What the read is of, for the error and logs (`bucket/key`). */
   what: string;
+}
+
+/** A copy that ended cleanly before its first byte (it holds fewer bytes than the version). */
+class EndedError extends Error {
+  constructor() {
+    super('the copy ended before its first byte');
+    this.name = 'EndedError';
+  }
 }
 
 /** A copy that produced nothing for `stallMs`. */
@@ -62,7 +76,7 @@ function firstChunk(s: Readable, ms: number): Promise<Buffer> {
       const c = s.read() as Buffer | null;
       if (c !== null) settle(() => resolve(c));
     };
-    const onEnd = (): void => settle(() => reject(new Error('the copy ended before its first byte')));
+    const onEnd = (): void => settle(() => reject(new EndedError()));
     const onError = (err: unknown): void => settle(() => reject(err));
     const timer = setTimeout(() => settle(() => reject(new StallError(ms))), ms);
     s.on('readable', onReadable);
@@ -116,12 +130,14 @@ class VersionReader extends Readable {
           s.destroy();
           return false;
         }
-        this.#attach(s, head);
+        this.#attach(s, head, copy);
         return true;
       } catch (err) {
         s?.destroy();
         this.#last = err;
         if (o.signal?.aborted) throw o.signal.reason;
+        if (err instanceof BackendError && err.kind === 'NotFound') copy.bad?.('the backend does not have it');
+        else if (err instanceof EndedError) copy.bad?.(`it is shorter than the version (ended at byte ${range.start})`);
         o.log.warn('copy unreadable, trying the next', { ...copy.describe, offset: range.start, err });
       }
     }
@@ -133,14 +149,17 @@ class VersionReader extends Readable {
     return this.#last;
   }
 
-  #attach(s: Readable, head: Buffer): void {
+  #attach(s: Readable, head: Buffer, copy: ReadableCopy): void {
     this.#src = s;
     this.#head = head;
     s.on('readable', () => {
       if (this.#src === s && this.#wanting) this.#pump();
     });
     s.on('end', () => {
-      if (this.#src === s) this.#fail(new Error(`the copy ended after ${this.#delivered} of ${this.#total} bytes`));
+      if (this.#src !== s) return;
+      // A clean end before the version's last byte: the copy is shorter than the version.
+      copy.bad?.(`it is shorter than the version (ended at byte ${this.#o.range.start + this.#delivered})`);
+      this.#fail(new Error(`the copy ended after ${this.#delivered} of ${this.#total} bytes`));
     });
     s.on('error', (err) => {
       if (this.#src === s) this.#fail(err);

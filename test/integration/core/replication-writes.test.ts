@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { truncate } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -144,6 +145,40 @@ describe('replicated writes (fan-out, quorum, zones)', () => {
     faulty.get(copies[1]!)!.reset();
     assert.equal(md5(await readAll((await store.getObject('data', 'read-over')).body)), md5(data));
     for (const fb of faulty.values()) fb.reset();
+  });
+
+  test('a copy that is gone or shorter is marked bad and repair queued, while the read is served by the other', async () => {
+    for (const [key, damage] of [
+      ['gone', 'delete'],
+      ['short', 'truncate'],
+    ] as const) {
+      const data = randomBytes(300 * 1024);
+      const v = await store.putObject(putInput('data', key, data));
+      const { rows } = await f.db.query<{ physical_key: string }>(
+        `SELECT physical_key FROM object_copies WHERE version_id = $1 AND backend = 'a1'`,
+        [v.versionId],
+      );
+      const file = path.join(f.dir, 'a1', rows[0]!.physical_key);
+      if (damage === 'delete') await f.registry.get('a1')!.delete(rows[0]!.physical_key);
+      else await truncate(file, 1000);
+      assert.equal(md5(await readAll((await store.getObject('data', key)).body)), md5(data), `${key}: served whole`);
+      for (let i = 0; i < 50; i++) {
+        const bad = await f.db.query(`SELECT 1 FROM object_copies WHERE version_id = $1 AND backend = 'a1' AND state = 'bad'`, [v.versionId]);
+        if (bad.rows.length) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const { rows: st } = await f.db.query<{ state: string; bad_reason: string | null }>(
+        `SELECT state, bad_reason FROM object_copies WHERE version_id = $1 ORDER BY backend`,
+        [v.versionId],
+      );
+      assert.deepEqual(st.map((r) => r.state), ['bad', 'live'], `${key}: the damaged copy is bad`);
+      const { rows: t } = await f.db.query(`SELECT 1 FROM tasks WHERE kind = 'repair-version' AND payload->>'versionId' = $1`, [v.versionId]);
+      assert.equal(t.length, 1, `${key}: repair queued`);
+      // Later reads never try the bad copy.
+      faulty.get('a1')!.failNext('get', () => new Error('the bad copy was read'), 5);
+      assert.equal(md5(await readAll((await store.getObject('data', key)).body)), md5(data));
+      faulty.get('a1')!.reset();
+    }
   });
 
   test('507 and nothing written when fewer backends than the quorum have room', async () => {
