@@ -274,6 +274,39 @@ describe('repair, convergence and scrub', () => {
     await assertLedger(f.db, 'after the restarted walk');
   });
 
+  test('scrub is one task across instances: concurrent workers never check the same copies twice', async () => {
+    for (let i = 0; i < 6; i++) await put(`coord/${i}`, `coordinated ${i}`);
+    await f.db.query(`DELETE FROM tasks WHERE kind IN ('scrub', 'scrub-deep')`);
+    // Every instance queues the singletons at start; only one of each exists.
+    await Promise.all([1, 2, 3].map(() => f.db.tx((q) => ensureScrubTasks(q, scrub, f.clock))));
+    const { rows } = await f.db.query<{ kind: string; n: number }>(
+      `SELECT kind, count(*)::int AS n FROM tasks WHERE kind IN ('scrub', 'scrub-deep') GROUP BY kind ORDER BY kind`,
+    );
+    assert.deepEqual(rows, [
+      { kind: 'scrub', n: 1 },
+      { kind: 'scrub-deep', n: 1 },
+    ]);
+    f.clock.advance(scrub.intervalMs + 1_000);
+    let heads = 0;
+    const counting = {
+      ...rdeps,
+      backends: new Proxy(f.registry, {
+        get(target, prop) {
+          if (prop !== 'get') return Reflect.get(target, prop, target);
+          return (name: string) => {
+            const b = target.get(name)!;
+            return { ...b, head: (k: string) => (heads++, b.head(k)) };
+          };
+        },
+      }),
+    } as ReplicationDeps;
+    const claims = await Promise.all(['A', 'B', 'C'].map((owner) => runTaskBatch({ ...queue(), owner }, [scrubHandler(counting, scrub)], 4)));
+    assert.deepEqual(claims.sort(), [0, 0, 1], 'one claim of the one scrub task');
+    const { rows: live } = await f.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM object_copies WHERE state = 'live'`);
+    assert.equal(heads, live[0]!.n, 'each live copy checked once');
+    await f.db.query(`DELETE FROM tasks WHERE kind IN ('scrub', 'scrub-deep')`);
+  });
+
   test('a change of the wanted count is noticed from the database (settings), once', async () => {
     await put('cfg/1', 'cfg');
     const first = await convergeChangedBuckets({ db: f.db, replicas: 2, clock: f.clock });

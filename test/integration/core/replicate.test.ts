@@ -225,6 +225,29 @@ describe('copy-version', () => {
     await assertLedger(f.db, 'after lost commit reply');
   });
 
+  test('a move whose completing transaction fails after publishing rolls back whole: the old copy stays live until the retry', async () => {
+    const v = await put('move/crash', 'move crash body');
+    await f.db.tx((q) => enqueueMove(q, { versionId: v.versionId, from: 'fs-a', to: 'fs-b' }, f.clock));
+    const fdb = faultyDb(f.db);
+    // The retirement of the source runs after the publication, in the same transaction: make it fail.
+    fdb.failNext({ match: /DELETE FROM object_copies WHERE version_id = \$1 AND backend = ANY/ });
+    assert.equal(await runOnce('w1', fdb), 1);
+    assert.equal(fdb.injected.statements, 1);
+    assert.deepEqual(
+      (await copiesOf(v.versionId)).map((c) => [c.backend, c.state]),
+      [
+        ['fs-a', 'live'],
+        ['fs-b', 'pending'],
+      ],
+    );
+    assert.equal((await f.store.getObject('data', 'move/crash').then((g) => readAll(g.body))).toString(), 'move crash body');
+    await assertLedger(f.db, 'after the failed completion');
+    f.clock.advance(2_000);
+    await runAll();
+    assert.deepEqual((await copiesOf(v.versionId)).map((c) => [c.backend, c.state]), [['fs-b', 'live']]);
+    await assertLedger(f.db, 'after the retried move');
+  });
+
   test('a failure in the preparing transaction leaves nothing behind', async () => {
     const v = await put('prep/one', 'prep body');
     await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
