@@ -17,7 +17,7 @@
  * and settles its reservation (meta/queries/copies.ts retireLive).
  */
 import { Readable } from 'node:stream';
-import type { PhysicalMeta } from '../backends/backend.js';
+import { BackendError, type PhysicalMeta } from '../backends/backend.js';
 import { copyKey } from '../backends/layout.js';
 import type { Db, Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
@@ -138,7 +138,17 @@ async function prepare(q: Queryable, deps: ReplicationDeps, task: Task, p: CopyV
   const orphans = copies.filter((c) => c.state === 'pending' && c.task_id !== task.id && !c.owned).map((c) => c.backend);
   await dropPendingCopies(q, version.versionId, orphans, 'orphan-copy');
   const live = copies.filter((c) => c.state === 'live');
-  const mine = copies.find((c) => c.state === 'pending' && c.task_id === task.id);
+  let mine = copies.find((c) => c.state === 'pending' && c.task_id === task.id);
+  // The previous attempt's destination failed: choose again (when another backend can take the copy).
+  const avoid = p.to ? undefined : await failedDestination(q, task.id);
+  if (mine && avoid === mine.backend) {
+    const { rows } = await run<rq.ReplicaBackendRow>(q, rq.selectReplicaBackends());
+    const others = rankDestinations(rows, copies.filter((c) => c.backend !== mine!.backend && !orphans.includes(c.backend)), version.size, deps.backends, deps.strategy);
+    if (others.some((n) => n !== avoid)) {
+      await dropPendingCopies(q, version.versionId, [mine.backend], 'copy-destination-failed');
+      mine = undefined;
+    }
+  }
   if (mine) {
     const dest = { versionId: version.versionId, backend: mine.backend, physicalKey: mine.physical_key, size: mine.size, taskId: task.id };
     return { kind: 'copy', r, dest, sources: live };
@@ -160,8 +170,10 @@ async function prepare(q: Queryable, deps: ReplicationDeps, task: Task, p: CopyV
     candidates = [p.to];
   } else {
     const { rows } = await run<rq.ReplicaBackendRow>(q, rq.selectReplicaBackends());
-    const present = copies.filter((c) => !orphans.includes(c.backend));
-    candidates = rankDestinations(rows, present, version.size, deps.backends, deps.strategy);
+    const present = copies.filter((c) => !orphans.includes(c.backend) && !(c.backend === avoid && c.state === 'pending'));
+    const ranked = rankDestinations(rows, present, version.size, deps.backends, deps.strategy);
+    // The backend that just failed goes last.
+    candidates = [...ranked.filter((n) => n !== avoid), ...ranked.filter((n) => n === avoid)];
   }
   for (const backend of candidates) {
     // A bad copy occupies (version, backend): it is retired (outbox) to make room for the good one.
@@ -176,6 +188,13 @@ async function prepare(q: Queryable, deps: ReplicationDeps, task: Task, p: CopyV
     'InsufficientStorage',
     p.to ? `backend ${p.to} is not active or has no room for ${version.size} bytes` : `no eligible backend has room for another copy of ${version.versionId}`,
   );
+}
+
+/** The destination the previous attempt of this task reported as failed (see {@link transfer}). */
+async function failedDestination(q: Queryable, taskId: number): Promise<string | undefined> {
+  const { rows } = await run<{ progress: { avoid?: unknown } | null }>(q, rq.taskProgress(taskId));
+  const avoid = rows[0]?.progress?.avoid;
+  return typeof avoid === 'string' ? avoid : undefined;
 }
 
 /** Step 2: streams the version from its good copies to the reserved destination, checking what was written. */
@@ -233,7 +252,15 @@ async function transfer(deps: ReplicationDeps, task: Task, ctx: TaskContext, r: 
       userMeta: version.userMeta,
       ...(r.partSizes ? { partSizes: r.partSizes } : {}),
     };
-    await backend.put(dest.physicalKey, check, version.size, meta, lost.signal);
+    try {
+      await backend.put(dest.physicalKey, check, version.size, meta, lost.signal);
+    } catch (err) {
+      // The destination itself failed: the next attempt chooses another one when it can.
+      if (err instanceof BackendError && err.backend === dest.backend && err.kind !== 'Aborted') {
+        await ctx.heartbeat({ avoid: dest.backend }).catch(() => false);
+      }
+      throw err;
+    }
     const wrong = check.mismatch();
     if (wrong) throw new Error(`copy of ${version.bucket}/${version.key} to ${dest.backend} does not verify: ${wrong}`);
     deps.metrics?.repairBytes.inc(version.size);

@@ -72,6 +72,11 @@ export function inflightAdds(versionId: string): Sql {
   };
 }
 
+/** The progress a task recorded (its last heartbeat's), e.g. a copy-version's failed destination. */
+export function taskProgress(id: number): Sql {
+  return { text: `SELECT progress FROM tasks WHERE id = $1`, values: [id] };
+}
+
 /** One task per version id, each a singleton `<prefix><versionId>` (duplicates are no-ops). Returns how many were new. */
 export function enqueuePerVersion(kind: string, prefix: string, versionIds: readonly string[], extra: Record<string, unknown>, skewMs: number): Sql {
   return {

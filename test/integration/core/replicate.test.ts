@@ -119,7 +119,8 @@ describe('copy-version', () => {
   test('a failed transfer keeps its pending copy; the retry reuses it (one reservation), then publishes', async () => {
     const v = await put('retry/one', 'retry body');
     await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
-    faulty.get('fs-b')!.failNext('put');
+    // The source fails (the only copy cannot be read): the destination is not to blame.
+    faulty.get('fs-a')!.failNext('get');
     assert.equal(await runOnce(), 1);
     const pending = (await copiesOf(v.versionId)).find((c) => c.backend === 'fs-b')!;
     assert.equal(pending.state, 'pending');
@@ -133,6 +134,31 @@ describe('copy-version', () => {
     assert.equal(after.physical_key, pending.physical_key, 'the same key, not a second reservation');
     assert.equal((await f.backendRow('fs-b')).reserved_bytes, 0);
     await assertLedger(f.db, 'after retry');
+  });
+
+  test('a destination that fails is given up for another backend on the next attempt; its pending copy dropped', async () => {
+    const v = await put('dest/one', 'destination fails');
+    await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
+    faulty.get('fs-b')!.failNext('put');
+    assert.equal(await runOnce(), 1);
+    assert.deepEqual(
+      (await copiesOf(v.versionId)).map((c) => [c.backend, c.state]),
+      [
+        ['fs-a', 'live'],
+        ['fs-b', 'pending'],
+      ],
+    );
+    f.clock.advance(2_000);
+    await runAll();
+    assert.deepEqual(
+      (await copiesOf(v.versionId)).map((c) => [c.backend, c.state]),
+      [
+        ['fs-a', 'live'],
+        ['s3-c', 'live'],
+      ],
+    );
+    assert.equal((await f.backendRow('fs-b')).reserved_bytes, 0);
+    await assertLedger(f.db, 'after choosing another destination');
   });
 
   test('a corrupt source (same length) never becomes a copy: the ETag check fails and the next attempt reads another copy', async () => {
