@@ -161,7 +161,10 @@ export function formatFsck(r: FsckReport): string {
   );
   cls('backend counters drifted', r.backendCounters.count, '', r.backendCounters.examples.map((c) => `${c.name}.${c.field} = ${c.actual}, rows say ${c.expected}`));
   cls('bucket counters drifted', r.bucketCounters.count, '', r.bucketCounters.examples.map((c) => `${c.name}.${c.field} = ${c.actual}, rows say ${c.expected}`));
-  lines.push(`not findings: ${r.knownBad} copies already marked bad, ${r.youngUnreferenced} unreferenced objects younger than the grace period`);
+  lines.push(
+    `not findings: ${r.knownBad} copies already marked bad, ${r.youngUnreferenced} unreferenced objects younger than the grace period, ` +
+      `${r.dismissed} candidates dismissed on re-check (changed while listing)`,
+  );
   if (r.foreign.count) {
     lines.push(`${r.foreign.count} objects outside the physical layout (left alone), e.g. ${r.foreign.examples.map((f) => `${f.backend}: ${f.physicalKey}`).join(', ')}`);
   }

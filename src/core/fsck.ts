@@ -89,6 +89,11 @@ export interface FsckReport {
   orphans: FindingClass<OrphanExample> & { bytes: number };
   /** Unreferenced objects younger than the grace period (not counted as orphans). */
   youngUnreferenced: number;
+  /**
+   * Candidates the merge flagged that the re-check dismissed (a row committed, a deletion completed or an
+   * object that came or went while the listing ran). Always 0 on a quiet deployment.
+   */
+  dismissed: number;
   /** Objects whose key does not follow the physical layout (never repaired: not ours to delete). */
   foreign: FindingClass<OrphanExample>;
   /** Live copies whose physical object is missing. */
@@ -132,6 +137,7 @@ export async function runFsck(db: Db, backends: readonly Backend[], opts: FsckOp
     backends: [],
     orphans: { count: 0, bytes: 0, examples: [] },
     youngUnreferenced: 0,
+    dismissed: 0,
     foreign: { count: 0, examples: [] },
     missing: { count: 0, examples: [] },
     wrongSize: { count: 0, examples: [] },
@@ -164,8 +170,8 @@ function push<E>(c: FindingClass<E>, e: E, max: number): void {
   if (c.examples.length < max) c.examples.push(e);
 }
 
-/** Runs `fn` over `items` with at most `n` at a time. */
-async function pool<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+/** Runs `fn` over `items` with at most `n` at a time (results in order). */
+export async function pool<T, R>(items: readonly T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   await Promise.all(
@@ -288,6 +294,7 @@ class BackendChecker {
     );
     const heads = await pool(batch, HEAD_CONCURRENCY, async (e) => (accounted.has(e.key) ? null : this.backend.head(e.key).catch(() => null)));
     const confirmed = batch.filter((_, i) => heads[i] !== null);
+    this.report.dismissed += batch.length - confirmed.length;
     for (const e of confirmed) {
       push(this.report.orphans, { backend: name, physicalKey: e.key, size: e.size }, this.ex);
       this.report.orphans.bytes += e.size;
@@ -323,8 +330,10 @@ class BackendChecker {
       }
     });
     const bad: { row: aq.AuditCopyRow; reason: string }[] = [];
+    this.report.dismissed += batch.length - still.length;
     still.forEach((r, i) => {
       const h = heads[i]!;
+      if (h.ok && h.size === r.size) this.report.dismissed++;
       if (!h.ok || h.size === r.size) return;
       const e: CopyExample = {
         backend: name,

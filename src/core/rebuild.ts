@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Backend, BackendListEntry, PhysicalMeta } from '../backends/backend.js';
 import { byteCompare } from '../backends/fs-util.js';
 import { logicalPrefix, versionIdOf } from '../backends/layout.js';
-import type { Db } from '../meta/db.js';
+import type { Db, Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
 import * as aq from '../meta/queries/audit.js';
+import { pool } from './fsck.js';
 
 /**
  * `s3-orchestrator rebuild --from-backends`: reconstructs an EMPTY metadata database from what the
@@ -58,6 +59,9 @@ export class RebuildRefused extends Error {
 /** `<bucket>/<h0:2>/<h2:32>/<version id>[.<6 hex>]`. */
 const LAYOUT = /^([^/]+)\/[0-9a-f]{2}\/[0-9a-f]{30}\/[0-9a-f]{32}(\.[0-9a-f]{6})?$/;
 const PAGE = 1000;
+/** Keys written per transaction, and planned (HEADs, ETag reads) at once. */
+const BATCH_KEYS = 64;
+const PLAN_CONCURRENCY = 8;
 
 /** One backend's listing, read page by page, yielding only keys of the physical layout. */
 class Cursor {
@@ -134,11 +138,18 @@ export async function rebuildFromBackends(db: Db, backends: readonly Backend[], 
     skipped: { count: 0, examples: [] },
     foreign: 0,
   };
-  const existing = new Set((await db.query<{ name: string }>(`SELECT name FROM buckets`)).rows.map((r) => r.name));
-  const seenBuckets = new Set<string>();
+  const writer = new PlanWriter(report, await existingBuckets(db), opts.deleteDelayMs ?? 60 * 60_000, ex);
   const cursors = backends.map((b) => new Cursor(b));
-  const delay = opts.deleteDelayMs ?? 60 * 60_000;
   let groups = 0;
+  let batch: { prefix: string; group: Found[] }[] = [];
+  // Keys are planned a few at a time (HEADs, ETag reads) and written in one transaction per batch.
+  const flush = async () => {
+    const plans = await pool(batch, PLAN_CONCURRENCY, (b) => planKey(b.prefix, b.group));
+    batch = [];
+    await db.tx(async (q) => {
+      for (const plan of plans) await writer.write(q, plan);
+    });
+  };
   for (;;) {
     const heads = await Promise.all(cursors.map((c) => c.peek()));
     let min: string | undefined;
@@ -151,41 +162,11 @@ export async function rebuildFromBackends(db: Db, backends: readonly Backend[], 
         c.next();
       }
     }
-    const plan = await planKey(min, group);
-    await db.tx(async (q) => {
-      if (plan.version) {
-        const v = plan.version;
-        if (!seenBuckets.has(v.bucket)) {
-          seenBuckets.add(v.bucket);
-          report.buckets.found.push(v.bucket);
-          if (!existing.has(v.bucket)) {
-            await run(q, aq.ensureBucket(v.bucket, 'admin'));
-            report.buckets.created.push(v.bucket);
-          }
-        }
-        await run(q, aq.insertRebuiltVersion(v));
-        for (const c of plan.copies) await run(q, aq.insertRebuiltCopy(v.versionId, c.backend.name, c.entry.key, c.entry.size));
-        report.versions++;
-        report.copies += plan.copies.length;
-        report.bytes += v.size;
-        if (v.partSizes) report.multipart++;
-        if (plan.etagComputed) report.etagsComputed++;
-      }
-      for (const d of plan.drop) {
-        await run(q, aq.queueCountedDelete(d.found.backend.name, d.found.entry.key, d.found.entry.size, `rebuild: ${d.reason}`, delay));
-        report.queuedDeletions.count++;
-        report.queuedDeletions.bytes += d.found.entry.size;
-        if (report.queuedDeletions.examples.length < ex) {
-          report.queuedDeletions.examples.push({ backend: d.found.backend.name, physicalKey: d.found.entry.key, reason: d.reason });
-        }
-      }
-    });
-    if (plan.skip) {
-      report.skipped.count++;
-      if (report.skipped.examples.length < ex) report.skipped.examples.push(plan.skip);
-    }
+    batch.push({ prefix: min, group });
+    if (batch.length >= BATCH_KEYS) await flush();
     if (++groups % 1000 === 0) opts.progress?.(`${groups} keys rebuilt`);
   }
+  await flush();
   for (const c of cursors) {
     report.listed[c.backend.name] = c.listed;
     report.foreign += c.foreign;
@@ -196,6 +177,55 @@ export async function rebuildFromBackends(db: Db, backends: readonly Backend[], 
     await run(q, aq.correctBucketCounters());
   });
   return report;
+}
+
+async function existingBuckets(db: Db): Promise<Set<string>> {
+  return new Set((await run<{ name: string }>(db, aq.bucketNames())).rows.map((r) => r.name));
+}
+
+/** Writes the plans of keys into the database and counts them in the report. */
+class PlanWriter {
+  readonly #seen = new Set<string>();
+  constructor(
+    private readonly report: RebuildReport,
+    private readonly existing: ReadonlySet<string>,
+    private readonly delayMs: number,
+    private readonly examples: number,
+  ) {}
+
+  async write(q: Queryable, plan: KeyPlan): Promise<void> {
+    const r = this.report;
+    if (plan.skip) {
+      r.skipped.count++;
+      if (r.skipped.examples.length < this.examples) r.skipped.examples.push(plan.skip);
+    }
+    const v = plan.version;
+    if (v) {
+      if (!this.#seen.has(v.bucket)) {
+        this.#seen.add(v.bucket);
+        r.buckets.found.push(v.bucket);
+        if (!this.existing.has(v.bucket)) {
+          await run(q, aq.ensureBucket(v.bucket, 'admin'));
+          r.buckets.created.push(v.bucket);
+        }
+      }
+      await run(q, aq.insertRebuiltVersion(v));
+      for (const c of plan.copies) await run(q, aq.insertRebuiltCopy(v.versionId, c.backend.name, c.entry.key, c.entry.size));
+      r.versions++;
+      r.copies += plan.copies.length;
+      r.bytes += v.size;
+      if (v.partSizes) r.multipart++;
+      if (plan.etagComputed) r.etagsComputed++;
+    }
+    for (const d of plan.drop) {
+      await run(q, aq.queueCountedDelete(d.found.backend.name, d.found.entry.key, d.found.entry.size, `rebuild: ${d.reason}`, this.delayMs));
+      r.queuedDeletions.count++;
+      r.queuedDeletions.bytes += d.found.entry.size;
+      if (r.queuedDeletions.examples.length < this.examples) {
+        r.queuedDeletions.examples.push({ backend: d.found.backend.name, physicalKey: d.found.entry.key, reason: d.reason });
+      }
+    }
+  }
 }
 
 interface KeyPlan {
@@ -211,11 +241,8 @@ async function planKey(prefix: string, group: Found[]): Promise<KeyPlan> {
   const newestId = group.reduce((m, f) => (f.versionId > m ? f.versionId : m), '');
   const newest = group.filter((f) => f.versionId === newestId);
   const plan: KeyPlan = { copies: [], etagComputed: false, drop: group.filter((f) => f.versionId !== newestId).map((found) => ({ found, reason: 'older generation' })) };
-  const metas: PhysicalMeta[] = [];
-  for (const f of newest) {
-    const h = await f.backend.head(f.entry.key).catch(() => null);
-    if (h?.meta) metas.push(h.meta);
-  }
+  const heads = await Promise.all(newest.map((f) => f.backend.head(f.entry.key).catch(() => null)));
+  const metas = heads.map((h) => h?.meta).filter((m): m is PhysicalMeta => m !== undefined);
   const meta = metas.find((m) => m.partSizes !== undefined) ?? metas.find((m) => m.etag !== undefined) ?? metas[0];
   const first = newest[0]!;
   if (!meta || meta.versionId !== newestId || logicalPrefix(meta.bucket, meta.key) !== prefix) {

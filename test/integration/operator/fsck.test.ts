@@ -88,6 +88,7 @@ describe('fsck', () => {
     const listed = r.backends.reduce((n, b) => n + b.objects, 0);
     assert.equal(listed, 11, 'ten single objects and one multipart object, nothing else');
     assert.ok(r.backends.every((b) => b.error === undefined && b.objects > 0), 'spread placed copies on both backends');
+    assert.equal(r.dismissed, 0, 'the merge of listings and rows flags nothing on a quiet deployment (fs and s3rver list in byte order)');
   });
 
   it('fsck_finds_versions_below_their_replica_count', async () => {

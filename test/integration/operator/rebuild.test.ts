@@ -179,8 +179,11 @@ describe('rebuild --from-backends', () => {
     for (const b of [fs1, s31]) {
       await b.put(physicalKey('data', 'gone/1', ghost), Readable.from([Buffer.from('to be deleted')]), 13, { bucket: 'data', key: 'gone/1', versionId: ghost, userMeta: {} });
     }
-    await assertLedger(t.orch.db, 'before the loss');
-    await t.orch.stop();
+    try {
+      await assertLedger(t.orch.db, 'before the loss');
+    } finally {
+      await t.orch.stop();
+    }
 
     // The database is lost: a new, empty one, and the configuration file an operator would use.
     db2 = await freshDatabase();
@@ -224,6 +227,7 @@ describe('rebuild --from-backends', () => {
         await assertNoStrayBytes(orch2.db, orch2.backends.all(), 'rebuilt');
       }
     } finally {
+      await t?.orch.stop(); // idempotent: stopped already unless the workload failed
       await orch2?.stop();
       await Promise.all(t.servers.map((s) => s.stop()));
       await t.db.drop();
