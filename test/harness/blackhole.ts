@@ -98,3 +98,57 @@ export async function startFullBacklog(): Promise<FullBacklog> {
     },
   };
 }
+
+/** A TCP proxy to a real provider that can turn into a black hole and back (see {@link startSwitchableProxy}). */
+export interface SwitchableProxy {
+  endpoint: string;
+  /** `forward`: pass bytes both ways; `silent`: accept and never answer (connections open before are cut). */
+  setMode(mode: 'forward' | 'silent'): void;
+  /** Connections accepted while silent. */
+  readonly silentConnections: number;
+  stop(): Promise<void>;
+}
+
+/** A proxy on loopback in front of `targetPort` (forwarding at first). */
+export async function startSwitchableProxy(targetPort: number): Promise<SwitchableProxy> {
+  let mode: 'forward' | 'silent' = 'forward';
+  let silentConnections = 0;
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket): void => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  };
+  const server = net.createServer((client) => {
+    track(client);
+    if (mode === 'silent') {
+      silentConnections++;
+      client.pause();
+      return;
+    }
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    track(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    get silentConnections() {
+      return silentConnections;
+    },
+    setMode(m) {
+      mode = m;
+      // Keep-alive connections made while forwarding would otherwise still reach the provider.
+      if (m === 'silent') for (const s of sockets) s.destroy();
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -40,6 +40,8 @@ export interface TestOrchestratorOptions {
   bucketCors?: Record<string, unknown[]>;
   /** `server.s3.idle_timeout` in ms (default: the configuration default). */
   s3IdleTimeoutMs?: number;
+  /** The `breaker` section of the config file (snake_case YAML form), e.g. `{ failures: 2, cooldown: '1s' }`. */
+  breaker?: Record<string, unknown>;
   /** Extra `placement` keys of the config file (snake_case YAML form), e.g. `{ replicas: 2, write_quorum: 1 }`. */
   placement?: Record<string, unknown>;
   /** The `breaker` section of the config file (snake_case YAML form), e.g. `{ cooldown: '1s' }`. */
@@ -102,6 +104,7 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
         ...(opts.database ?? {}),
       },
       placement: { strategy: opts.strategy ?? 'pack', ...(opts.placement ?? {}) },
+      ...(opts.breaker ? { breaker: opts.breaker } : {}),
       ...(opts.breaker ? { breaker: opts.breaker } : {}),
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
