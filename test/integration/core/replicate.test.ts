@@ -343,6 +343,25 @@ describe('copy-version', () => {
     await assertLedger(f.db, 'after the multipart move');
   });
 
+  test('copy-version streams at the bandwidth limit (workers.repair_bandwidth)', async () => {
+    const body = Buffer.alloc(300_000, 'z');
+    const v = await f.store.putObject(putInput('data', 'slow/one', body));
+    await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
+    const limited: ReplicationDeps = { ...rdeps(), bandwidth: new Bandwidth(100_000) };
+    const started = Date.now();
+    assert.equal(await runTaskBatch({ db: f.db, log: f.deps.log, clock: f.clock, owner: 'w1' }, [copyVersionHandler(limited)], 1), 1);
+    const ms = Date.now() - started;
+    // 300 kB at 100 kB/s after a one-second (100 kB) burst: about two seconds.
+    assert.ok(ms >= 1_800, `took ${ms} ms`);
+    assert.deepEqual(
+      (await copiesOf(v.versionId)).map((c) => [c.backend, c.state]),
+      [
+        ['fs-a', 'live'],
+        ['fs-b', 'live'],
+      ],
+    );
+  });
+
   test('a copy of a deleted version finishes without doing anything', async () => {
     const v = await put('gone/one', 'gone');
     await f.store.deleteObject('data', 'gone/one');
