@@ -9,7 +9,7 @@ import type { Db } from '../meta/db.js';
 import * as sq from '../meta/queries/backend-settings.js';
 import { run } from '../meta/run.js';
 import type { BackendCatalog } from './backend-catalog.js';
-import { forgetFsIdentity, holdings, isEmpty } from './backend-declared.js';
+import { BUILT_IN_CONFIG, forgetFsIdentity, holdings, isEmpty } from './backend-declared.js';
 import { DEFAULT_READ_PRIORITY, DEFAULT_WEIGHT, MAX_WEIGHT, toSettingsInput, type Sealer } from './backend-specs.js';
 import type { BackendRegistry } from './backends.js';
 import type { ChangeBus } from './changes.js';
@@ -185,7 +185,9 @@ export class BackendControl {
         const ref = splitRef(r.config_ref);
         throw new ControlError(
           'FailedPrecondition',
-          `backend ${name} is declared in ${ref.file}: ${ref.keyPath}; delete it from the file and reload (SIGHUP) to remove it`,
+          ref.file === BUILT_IN_CONFIG
+            ? `backend ${name} comes from the zero-config defaults (${ref.keyPath}); serve with a configuration file to remove it`
+            : `backend ${name} is declared in ${ref.file}: ${ref.keyPath}; delete it from the file and reload (SIGHUP) to remove it`,
           { configOwned: ref },
         );
       }
@@ -285,11 +287,11 @@ function splitRef(ref: string | null): { file: string; keyPath: string } {
 function configOwned(r: sq.BackendSettingsRow, key: string): ControlError {
   const ref = splitRef(r.config_ref);
   const keyPath = `${ref.keyPath}.${key}`;
-  return new ControlError(
-    'FailedPrecondition',
-    `backend ${r.name} is declared in the configuration file: change ${ref.file}: ${keyPath} and reload (SIGHUP) instead`,
-    { configOwned: { file: ref.file, keyPath } },
-  );
+  const message =
+    ref.file === BUILT_IN_CONFIG
+      ? `backend ${r.name} comes from the zero-config defaults (${keyPath}); serve with a configuration file to change it`
+      : `backend ${r.name} is declared in the configuration file: change ${ref.file}: ${keyPath} and reload (SIGHUP) instead`;
+  return new ControlError('FailedPrecondition', message, { configOwned: { file: ref.file, keyPath } });
 }
 
 function validateNew(spec: NewBackend): BackendConfig {
