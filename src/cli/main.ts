@@ -24,11 +24,13 @@ const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
                                        query a running orchestrator's admin API
   check --endpoint URL --bucket B [--access-key K --secret-key S] [--time 60s] [--clients 16]
                                        consistency check of a deployment (or any S3 endpoint) under load
-  fsck --config FILE [--repair] [--json] [--grace 10m]
+  fsck --config FILE|--data DIR [--repair] [--json] [--grace 10m]
                                        compare the metadata database with every backend; --repair
                                        queues the fixes (exit 0 clean, 1 findings, 2 error)
-  rebuild --from-backends --config FILE [--json]
+  rebuild --from-backends --config FILE|--data DIR [--json]
                                        reconstruct an empty metadata database from the backends
+  rotate-master-key (--config FILE | --data DIR) [--new-key-file FILE]
+                                       re-seal every stored secret under a new master key
 
 Every command accepts --help and --version.
 `;
@@ -82,6 +84,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'rebuild': {
       const { REBUILD_USAGE, runRebuildCommand } = await import('./offline-cmd.js');
       return wantsHelp ? help(REBUILD_USAGE) : runRebuildCommand(rest);
+    }
+    case 'rotate-master-key': {
+      const { ROTATE_USAGE, runRotateMasterKey } = await import('./rotate-cmd.js');
+      return wantsHelp ? help(ROTATE_USAGE) : runRotateMasterKey(rest);
     }
     case 'check': {
       const { CHECK_USAGE, runCheckCommand } = await import('../check/cli.js');

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { Backend } from '../backends/backend.js';
 import { createBackend, FsBackend } from '../backends/index.js';
+import { zeroConfig } from '../config/defaults.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { formatSize, parseDuration } from '../config/units.js';
@@ -19,13 +20,15 @@ import type { Db } from '../meta/db.js';
 import { openDatabase } from '../meta/open.js';
 import type { TextSink } from './config-cmd.js';
 
-export const FSCK_USAGE = `usage: s3-orchestrator fsck --config FILE [--repair] [--json] [--grace DURATION] [--examples N]
+export const FSCK_USAGE = `usage: s3-orchestrator fsck (--config FILE | --data DIR) [--repair] [--json] [--grace DURATION] [--examples N]
 
   compares the metadata database with every configured backend (each listed in full) and reports:
   orphans (objects no row references), live copies whose object is missing or has the wrong size,
   versions below their replica count, and quota counters that differ from the rows.
   Safe while the orchestrator runs (use database.url; an embedded database is locked by its server).
 
+  --config FILE     the configuration file serve uses
+  --data DIR        a zero-config deployment's data directory instead (stop its orchestrator first)
   --repair          queue the deletion of orphans, mark missing/wrong-size copies bad (queues their
                     repair), queue the repair of versions below their replicas, correct the counters
   --json            print the report as JSON
@@ -35,12 +38,13 @@ export const FSCK_USAGE = `usage: s3-orchestrator fsck --config FILE [--repair] 
 exit code: 0 clean, 1 findings (also after --repair fixed them), 2 error (a backend could not be listed)
 `;
 
-export const REBUILD_USAGE = `usage: s3-orchestrator rebuild --from-backends --config FILE [--json] [--delete-delay DURATION]
+export const REBUILD_USAGE = `usage: s3-orchestrator rebuild --from-backends (--config FILE | --data DIR) [--json] [--delete-delay DURATION]
 
   reconstructs an EMPTY metadata database (database.url / database.path of FILE) from the backends
   alone: buckets, keys, the newest generation of each key as live, sizes, ETags, content headers, user
   metadata, multipart part sizes, copies, quota counters. Stop every orchestrator first.
-  What cannot be recovered: docs/operations.md.
+  What cannot be recovered: docs/operations.md. With --data DIR (zero-config), DIR/pg must be new
+  (move the old one away); the next serve prints a new demo credential.
 
   --delete-delay DURATION  older generations and duplicate copies are queued for deletion to run after
                            this long (default 1h): stop the workers before it to keep them
@@ -57,8 +61,15 @@ interface Opened {
   close(): Promise<void>;
 }
 
-async function open(file: string): Promise<Opened> {
-  const config = await loadConfigFile(file);
+/** The configuration: `--config FILE`, or zero-config's for `--data DIR`; exactly one of them. */
+function source(values: { config?: string | undefined; data?: string | undefined }): { file?: string; data?: string } {
+  if (values.config !== undefined && values.data !== undefined) throw new Error('give --config FILE or --data DIR, not both');
+  if (values.config === undefined && values.data === undefined) throw new Error(`--config FILE (or --data DIR for a zero-config deployment) is required`);
+  return values.config !== undefined ? { file: values.config } : { data: values.data! };
+}
+
+async function open(from: { file?: string; data?: string }): Promise<Opened> {
+  const config = from.file !== undefined ? await loadConfigFile(from.file) : zeroConfig(from.data);
   // Silence the AWS SDK's Node-version notice, as `serve` does.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { db } = await openDatabase(config.database, { log: createLogger({}, 'warn') });
@@ -83,13 +94,21 @@ function fail(cmd: string, err: unknown, e: TextSink): number {
 
 /** `fsck`; returns the exit code. */
 export async function runFsckCommand(args: string[], out: TextSink = process.stdout, e: TextSink = process.stderr): Promise<number> {
-  let values: { config?: string; repair?: boolean; json?: boolean; grace?: string; examples?: string };
+  let values: { config?: string; data?: string; repair?: boolean; json?: boolean; grace?: string; examples?: string };
+  let from: { file?: string; data?: string };
   try {
     ({ values } = parseArgs({
       args,
-      options: { config: { type: 'string' }, repair: { type: 'boolean' }, json: { type: 'boolean' }, grace: { type: 'string' }, examples: { type: 'string' } },
+      options: {
+        config: { type: 'string' },
+        data: { type: 'string' },
+        repair: { type: 'boolean' },
+        json: { type: 'boolean' },
+        grace: { type: 'string' },
+        examples: { type: 'string' },
+      },
     }));
-    if (!values.config) throw new Error('--config FILE is required');
+    from = source(values);
   } catch (err) {
     e.write(`fsck: ${err instanceof Error ? err.message : String(err)}\n\n${FSCK_USAGE}`);
     return 2;
@@ -111,7 +130,7 @@ export async function runFsckCommand(args: string[], out: TextSink = process.std
   }
   let o: Opened;
   try {
-    o = await open(values.config!);
+    o = await open(from);
   } catch (err) {
     return fail('fsck', err, e);
   }
@@ -181,15 +200,22 @@ export function formatFsck(r: FsckReport): string {
 
 /** `rebuild --from-backends`; returns the exit code. */
 export async function runRebuildCommand(args: string[], out: TextSink = process.stdout, e: TextSink = process.stderr): Promise<number> {
-  let values: { config?: string; 'from-backends'?: boolean; json?: boolean; 'delete-delay'?: string };
+  let values: { config?: string; data?: string; 'from-backends'?: boolean; json?: boolean; 'delete-delay'?: string };
   let delayMs = 60 * 60_000;
+  let from: { file?: string; data?: string };
   try {
     ({ values } = parseArgs({
       args,
-      options: { config: { type: 'string' }, 'from-backends': { type: 'boolean' }, json: { type: 'boolean' }, 'delete-delay': { type: 'string' } },
+      options: {
+        config: { type: 'string' },
+        data: { type: 'string' },
+        'from-backends': { type: 'boolean' },
+        json: { type: 'boolean' },
+        'delete-delay': { type: 'string' },
+      },
     }));
     if (!values['from-backends']) throw new Error('--from-backends is required (the only source a rebuild has today)');
-    if (!values.config) throw new Error('--config FILE is required');
+    from = source(values);
     if (values['delete-delay'] !== undefined) {
       try {
         delayMs = parseDuration(values['delete-delay']);
@@ -203,7 +229,7 @@ export async function runRebuildCommand(args: string[], out: TextSink = process.
   }
   let o: Opened;
   try {
-    o = await open(values.config!);
+    o = await open(from);
   } catch (err) {
     return fail('rebuild', err, e);
   }
