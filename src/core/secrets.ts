@@ -160,7 +160,7 @@ export async function loadMasterKey(opts: MasterKeyOptions): Promise<SecretBox> 
  * name, then linked into place: a racing process either links first or finds the complete file (its link
  * fails with EEXIST), never a half-written one.
  */
-async function createKeyFileOnce(file: string): Promise<void> {
+export async function createKeyFileOnce(file: string): Promise<void> {
   if (await stat(file).then(() => true, () => false)) return;
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
