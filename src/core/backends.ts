@@ -125,21 +125,24 @@ export class BackendRegistry {
 /**
  * Calls whose duration is the provider's answer time (no body to send; a GET resolves at its first byte):
  * they feed the latency average that orders reads. Uploads and server-side copies grow with the size.
+ * (Probes report their own duration.)
  */
-const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'check', 'create_multipart', 'abort_multipart']);
+const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'create_multipart', 'abort_multipart']);
 
 function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined): Backend {
-  const timed = async <T>(call: string, fn: () => Promise<T>): Promise<T> => {
+  // `check` is a probe: its callers (the probe loop, the start-up check) report it as one, so it is only
+  // timed here, not counted twice.
+  const timed = async <T>(call: string, fn: () => Promise<T>, report = true): Promise<T> => {
     const end = m?.backendDuration.startTimer({ backend: b.name, call });
     const started = performance.now();
     try {
       const out = await fn();
       end?.({ outcome: 'ok' });
-      health?.recordCall(b.name, undefined, LATENCY_CALLS.has(call) ? performance.now() - started : undefined);
+      if (report) health?.recordCall(b.name, undefined, LATENCY_CALLS.has(call) ? performance.now() - started : undefined);
       return out;
     } catch (err) {
       end?.({ outcome: 'error' });
-      health?.recordCall(b.name, err);
+      if (report) health?.recordCall(b.name, err);
       throw err;
     }
   };
@@ -153,7 +156,7 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     delete: (key: string) => timed('delete', () => b.delete(key)),
     copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
     list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
-    check: () => timed('check', () => b.check()),
+    check: () => timed('check', () => b.check(), false),
     close: () => b.close(),
     createMultipart: (key: string, meta: PhysicalMeta) => timed('create_multipart', () => b.createMultipart(key, meta)),
     uploadPart: (key: string, uploadId: string, n: number, body: Readable, size: number, signal?: AbortSignal) =>

@@ -260,10 +260,13 @@ export class HealthTracker {
     if (!e) return;
     const now = this.#now();
     e.window.add(now, false);
-    if (durationMs !== undefined && Number.isFinite(durationMs) && durationMs >= 0) {
-      e.latencyMs = e.latencyMs === undefined ? durationMs : e.latencyMs + LATENCY_ALPHA * (durationMs - e.latencyMs);
-    }
+    this.#latency(e, durationMs);
     this.#succeeded(e, now, 'a call succeeded');
+  }
+
+  #latency(e: Entry, durationMs: number | undefined): void {
+    if (durationMs === undefined || !Number.isFinite(durationMs) || durationMs < 0) return;
+    e.latencyMs = e.latencyMs === undefined ? durationMs : e.latencyMs + LATENCY_ALPHA * (durationMs - e.latencyMs);
   }
 
   /** A backend call failed; only failures that {@link countsAgainstHealth} count. */
@@ -278,13 +281,15 @@ export class HealthTracker {
   /**
    * A probe (`check()`) finished. A failed probe is decisive whatever the error: the backend cannot do the
    * simplest thing asked of it (reach its bucket, find its identity-marked directory), so the breaker opens.
-   * Probes are not calls: they do not enter the error-rate window.
+   * Probes are not calls: they do not enter the error-rate window. The duration of a successful probe
+   * feeds the latency average (a backend without traffic is still measured).
    */
-  recordProbe(name: string, err?: unknown): void {
+  recordProbe(name: string, err?: unknown, durationMs?: number): void {
     const e = this.#entries.get(name);
     if (!e) return;
     const now = this.#now();
     e.lastProbe = { at: now, ok: err === undefined };
+    if (err === undefined) this.#latency(e, durationMs);
     if (err === undefined) this.#succeeded(e, now, 'a probe succeeded');
     else this.#failed(e, now, err, true);
   }

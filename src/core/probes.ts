@@ -30,6 +30,7 @@ export function startHealthProbes(
     const b = backends.get(name);
     if (!b) return tracker.probeDone(name);
     let timer: NodeJS.Timeout | undefined;
+    const started = performance.now();
     try {
       await Promise.race([
         b.check(),
@@ -38,7 +39,7 @@ export function startHealthProbes(
           timer.unref();
         }),
       ]);
-      if (!stopped) tracker.recordProbe(name);
+      if (!stopped) tracker.recordProbe(name, undefined, performance.now() - started);
     } catch (err) {
       if (!stopped) tracker.recordProbe(name, err);
       log.debug('backend probe failed', { backend: name, err });

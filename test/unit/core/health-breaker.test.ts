@@ -183,6 +183,19 @@ describe('circuit breaker', () => {
     assert.equal(h.breakerState('a'), 'closed');
   });
 
+  it('backends_added_and_removed_at_runtime', () => {
+    const { h } = tracker({ breaker: { failures: 1 } });
+    h.recordCall('a', down());
+    h.track('a');
+    assert.equal(h.breakerState('a'), 'open', 'tracking a known name keeps its state');
+    h.track('c');
+    assert.equal(h.get('c')!.state, 'healthy');
+    assert.deepEqual(h.all().map((x) => x.name), ['a', 'b', 'c']);
+    h.untrack('a');
+    assert.equal(h.get('a'), undefined);
+    assert.deepEqual(h.all().map((x) => x.name), ['b', 'c']);
+  });
+
   it('latency_is_a_moving_average_of_measured_successes', () => {
     const { h } = tracker();
     assert.equal(h.latency('a'), undefined);
@@ -194,5 +207,7 @@ describe('circuit breaker', () => {
     h.recordCall('a');
     assert.equal(h.latency('a'), 120, 'failures and unmeasured calls leave it');
     assert.equal(h.get('a')!.latencyMs, 120);
+    h.recordProbe('b', undefined, 40);
+    assert.equal(h.latency('b'), 40, 'a backend without traffic is measured by its probes');
   });
 });
