@@ -23,6 +23,12 @@ import type pg from 'pg';
 import { DbUnavailableError, isDbUnavailable, type Db, type Queryable, type QueryResult } from './db.js';
 import { isConnectionError } from './engine-pg.js';
 
+/** Whether `err` is an error the server sent (it has a SQLSTATE) and not a connection-level one. */
+function answeredByServer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isDbUnavailable(err) && !isConnectionError(err);
+}
+
 /** Connects, runs `SELECT 1` and closes; rejects with the driver's error. */
 async function probeSession(c: pg.Client): Promise<void> {
   // A connection lost after the probe must not be an uncaught 'error' event.
@@ -60,6 +66,8 @@ export interface BreakerStatus {
   lastError?: string;
   /** Statements and transactions refused while open (this process, since start). */
   rejected: number;
+  /** Statements and transactions in flight through the breaker now. */
+  inFlight: number;
 }
 
 /** The wrapped database and its breaker. */
@@ -149,9 +157,10 @@ export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
         (err: unknown) => {
           clearTimeout(timer);
           if (decided) return;
-          // The server answered, with an error of its own: it is there.
-          if (isDbUnavailable(err) || isConnectionError(err)) set('open', err);
-          else set('closed');
+          // Only an answer from the server (an error with a SQLSTATE that is not a connection failure) shows
+          // it is there; a socket error or the driver's own timeout ('timeout expired') does not.
+          if (answeredByServer(err)) set('closed');
+          else set('open', err);
         },
       )
       .finally(() => {
@@ -275,7 +284,7 @@ export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
 
   return {
     db,
-    status: () => ({ state, since, rejected, ...(lastError !== undefined ? { lastError } : {}) }),
+    status: () => ({ state, since, rejected, inFlight: calls.size, ...(lastError !== undefined ? { lastError } : {}) }),
     until: (target, timeoutMs = 30_000) =>
       state === target
         ? Promise.resolve()
