@@ -120,7 +120,7 @@ export function repairVersionHandler(deps: ReplicationDeps): TaskHandler {
         const want = expectedBytes(r.version.size, r.version.etag, r.partSizes);
         let unreachable = false;
         for (const c of r.copies.filter((x) => x.state === 'bad')) {
-          const v = await verifyCopy(deps.backends, { backend: c.backend, physicalKey: c.physical_key }, want);
+          const v = await verifyCopy(deps.backends, { backend: c.backend, physicalKey: c.physical_key }, want, deps.bandwidth);
           if (v.outcome === 'ok') restorable.push(c.backend);
           if (v.outcome === 'unreachable') unreachable = true;
         }
