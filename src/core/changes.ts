@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { Db, Queryable } from '../meta/db.js';
+import { isDbBusy, isDbUnavailable, type Db, type Queryable } from '../meta/db.js';
 import { listen, notifySql, type Listener } from '../meta/notify.js';
 import { run } from '../meta/run.js';
 
@@ -151,7 +151,9 @@ export class ChangeBus {
         try {
           await s.fn(d);
         } catch (err) {
-          this.#log?.warn('change subscriber failed; it runs again at the next change or refresh', { topic: s.topic, err });
+          // While the database is down every refresh fails; the outage itself is logged once elsewhere.
+          const level = isDbUnavailable(err) || isDbBusy(err) ? 'debug' : 'warn';
+          this.#log?.[level]('change subscriber failed; it runs again at the next change or refresh', { topic: s.topic, err });
         }
         if (!s.again || !s.active) break;
         s.again = false;
