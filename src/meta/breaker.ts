@@ -50,7 +50,7 @@ export interface BreakerOptions {
   suspectAfterMs?: number;
   /** A probe that has not answered within this is a failure (ms, default 2000). */
   probeTimeoutMs?: number;
-  /** How often an open breaker probes (ms, default 1000). */
+  /** How often an open breaker probes (ms, default 500). */
   probeIntervalMs?: number;
   log?: Logger;
   /** Told every state change. */
@@ -84,7 +84,7 @@ interface Call {
   abandon(err: DbUnavailableError): void;
 }
 
-const DEFAULTS = { suspectAfterMs: 2_000, probeTimeoutMs: 2_000, probeIntervalMs: 1_000 };
+const DEFAULTS = { suspectAfterMs: 2_000, probeTimeoutMs: 2_000, probeIntervalMs: 500 };
 
 export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
   const suspectAfterMs = opts.suspectAfterMs ?? DEFAULTS.suspectAfterMs;
