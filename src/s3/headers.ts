@@ -183,7 +183,8 @@ function headerSafe(v: string): string {
  */
 export function versionHeaders(v: ObjectVersion, opts: { checksum: boolean }): Record<string, string> {
   const h: Record<string, string> = {
-    ETag: quoteEtag(v.etag),
+    // Empty only in a degraded read of an object whose ETag is unknown (core/degraded.ts): sent without one.
+    ...(v.etag !== '' ? { ETag: quoteEtag(v.etag) } : {}),
     'Last-Modified': httpDate(v.lastModified),
     'Content-Type': v.contentType ?? DEFAULT_CONTENT_TYPE,
     'Accept-Ranges': 'bytes',

@@ -127,6 +127,16 @@ describe('DegradedReader over fs backends', () => {
     await assert.rejects(reader.getObject('data', key, { conditions: { ifNoneMatch: `"${md5(cur)}"` } }), (e: unknown) => e instanceof CoreError && e.code === 'NotModified');
   });
 
+  test('a plain PUT above the recompute limit has no ETag (sent without one), never a guessed one', async () => {
+    const key = 'big-plain';
+    const v = newVersionId();
+    await store(a, physicalKey('data', key, v), randomBytes(100), { bucket: 'data', key, versionId: v });
+    const r = new DegradedReader({ backends: registry, log: recordingLogger([]), md5LimitBytes: 50 });
+    const got = await r.headObject('data', key);
+    assert.equal(got.etag, '');
+    assert.equal(degradedPartSizes(got), null, 'without an ETag, not even the part count is known');
+  });
+
   test('a stored multipart ETag and part sizes are answered as stored; no bytes are read for them', async () => {
     const key = 'multi';
     const v = newVersionId();
