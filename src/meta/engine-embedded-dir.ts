@@ -6,6 +6,7 @@
  *   <path>/password      the generated password of the `postgres` database user (mode 0600)
  *   <path>/pgdata/       PostgreSQL's data directory (PGDATA, mode 0700, owned by the server user)
  *   <path>/postgres.log  the server's log (rotated to postgres.log.1 at start above 10 MiB)
+ *   <path>/master.key    the generated master key sealing stored secrets (mode 0600; core/secrets.ts)
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -229,7 +230,8 @@ function readHolder(lockPath: string): { pid: number; start?: string } | undefin
  * and refuses a directory that is not an embedded-PostgreSQL directory (e.g. an old PGlite one).
  */
 export function prepareDir(dir: string, user: ServerUser | undefined, hint: string): void {
-  const ours = new Set(['lock', 'password', 'pgdata', 'pgdata.init', 'postgres.log', 'postgres.log.1', 'initdb-password']);
+  // master.key (and master.key.next during a rotation): the generated master key, core/secrets.ts.
+  const ours = new Set(['lock', 'password', 'pgdata', 'pgdata.init', 'postgres.log', 'postgres.log.1', 'initdb-password', 'master.key', 'master.key.next']);
   const foreign = readdirSync(dir).filter((f) => !ours.has(f));
   if (foreign.length > 0) {
     const pglite = foreign.includes('PG_VERSION') ? ' (it looks like a PGlite directory of an older release; PGlite data is not migrated)' : '';
