@@ -148,8 +148,8 @@ describe('admin end to end', () => {
   it('cli_backends_buckets_status', async () => {
     const backends = await cli(['backends']);
     assert.equal(backends.code, 0, backends.stderr);
-    assert.match(backends.stdout, /^s3-1 +s3 +active +yes +58\.6 KiB +0 B +97\.7 KiB +60\.0% +2$/m);
-    assert.match(backends.stdout, /^fs-1 +fs +active +yes +68\.4 KiB +0 B +unlimited +- +1$/m);
+    assert.match(backends.stdout, /^s3-1 +s3 +active +yes +closed +58\.6 KiB +0 B +97\.7 KiB +60\.0% +2$/m);
+    assert.match(backends.stdout, /^fs-1 +fs +active +yes +closed +68\.4 KiB +0 B +unlimited +- +1$/m);
     const json = await cli(['backends', '--json']);
     const parsed = JSON.parse(json.stdout) as { backends: { name: string; usedBytes: string; objectCount: string }[] };
     assert.deepEqual(
