@@ -128,7 +128,14 @@ type Plan =
   | { kind: 'gone' }
   /** The destination already holds a live copy: only the retirement is left. */
   | { kind: 'present'; version: ObjectVersion; to: string }
+  /** A move whose source copy is not needed (enough good copies elsewhere): only the retirement. */
+  | { kind: 'surplus' }
   | { kind: 'copy'; r: VersionReplicas; dest: ReservedCopy; sources: rq.ReplicaRow[] };
+
+/** Whether the version keeps as many good copies as it wants (at least one) without the copy on `backend`. */
+function enoughWithout(r: VersionReplicas, backend: string): boolean {
+  return r.copies.filter((c) => c.state === 'live' && c.backend !== backend).length >= Math.max(1, r.want);
+}
 
 /** Step 1, in one transaction. */
 async function prepare(q: Queryable, deps: ReplicationDeps, task: Task, p: CopyVersionPayload): Promise<Plan> {
@@ -154,6 +161,7 @@ async function prepare(q: Queryable, deps: ReplicationDeps, task: Task, p: CopyV
     return { kind: 'copy', r, dest, sources: live };
   }
   if (live.length === 0) throw new CoreError('ServiceUnavailable', `no good copy of ${version.bucket}/${version.key} to copy from`);
+  if (p.retire && !p.to && enoughWithout(r, p.retire)) return { kind: 'surplus' };
   const newCopy = (backend: string): ReservedCopy => ({
     versionId: version.versionId,
     backend,
@@ -289,6 +297,16 @@ export function copyVersionHandler(deps: ReplicationDeps): TaskHandler {
       const kind = p.retire ? 'move' : 'add';
       const plan = await deps.db.tx((q) => prepare(q, deps, task, p));
       if (plan.kind === 'gone') return;
+      if (plan.kind === 'surplus') {
+        return async (q) => {
+          // Still true under the key lock? (A copy may have gone meanwhile: then the next attempt copies.)
+          const now = await lockReplicas(q, p.versionId, deps.replicas);
+          if (!now) return;
+          if (!enoughWithout(now, p.retire!)) throw new Error('the copy became needed; moving it instead');
+          const gone = await retireCopies(q, p.versionId, [p.retire!], 'move', deps.cleanupDelayMs);
+          if (gone.length) deps.metrics?.repairRetired.inc({ reason: 'surplus' });
+        };
+      }
       if (plan.kind === 'present') {
         if (!p.retire || p.retire === plan.to) return;
         return async (q) => {

@@ -362,6 +362,17 @@ describe('copy-version', () => {
     );
   });
 
+  test('a move of a copy the version does not need (enough good copies elsewhere) only retires it', async () => {
+    const v = await put('surplus/one', 'surplus');
+    await f.db.tx((q) => enqueueAddCopy(q, v.versionId, f.clock));
+    await runAll();
+    // replicas 1, two good copies: moving fs-a's copy away needs no new copy.
+    await f.db.tx((q) => enqueueMove(q, { versionId: v.versionId, from: 'fs-a' }, f.clock));
+    await runAll();
+    assert.deepEqual((await copiesOf(v.versionId)).map((c) => [c.backend, c.state]), [['fs-b', 'live']]);
+    await assertLedger(f.db, 'after a surplus move');
+  });
+
   test('a copy of a deleted version finishes without doing anything', async () => {
     const v = await put('gone/one', 'gone');
     await f.store.deleteObject('data', 'gone/one');
