@@ -323,6 +323,8 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       fleet: runningFleet,
       mode,
       reload: async (next) => {
+        // Misconfigured new or changed backends refuse the whole file, as they would refuse a start.
+        await runningFleet.checkDeclared(next.backends);
         await runningFleet.applyDeclared(next.backends, next.source);
         for (const hook of reloadHooks) await hook(next);
       },

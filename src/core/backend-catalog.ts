@@ -62,6 +62,11 @@ export class BackendCatalog {
     for (const cfg of configs) if (this.#deps.registry.get(cfg.name)) this.#fingerprints.set(cfg.name, fingerprint(cfg));
   }
 
+  /** Whether this instance already runs a backend built from exactly `cfg` (same settings and secret). */
+  runs(cfg: BackendConfig): boolean {
+    return this.#deps.registry.get(cfg.name) !== undefined && this.#fingerprints.get(cfg.name) === fingerprint(cfg);
+  }
+
   /**
    * Re-reads the rows and applies them to the registry. Concurrent calls share one run (a call arriving
    * during a run makes it run once more), so the caller's view is at least as new as the call.

@@ -1,4 +1,4 @@
-import type { Backend } from '../backends/backend.js';
+import { BackendError, type Backend } from '../backends/backend.js';
 import { FsBackend } from '../backends/fs.js';
 import { createBackend } from '../backends/index.js';
 import type { BackendConfig } from '../config/types.js';
@@ -10,6 +10,7 @@ import { applyDeclaredBackends, type DeclaredBackendsOutcome } from './backend-d
 import type { Sealer } from './backend-specs.js';
 import type { BackendRegistry } from './backends.js';
 import type { ChangeBus } from './changes.js';
+import { expectFsIdentities } from './fs-upkeep.js';
 import type { HealthTracker } from './health.js';
 
 /**
@@ -101,6 +102,31 @@ export class BackendFleet {
     }
     await this.catalog.reload();
     return out;
+  }
+
+  /**
+   * Checks the declared backends this instance does not already run with the same settings (new ones,
+   * changed ones), as a start does: a backend that is misconfigured (bucket missing, credentials refused,
+   * a directory that is not the one recorded) throws an error naming it, so a reload can refuse the whole
+   * file; one that is merely unreachable passes (its breaker deals with it), as at start.
+   */
+  async checkDeclared(declared: readonly BackendConfig[]): Promise<void> {
+    const build = this.#deps.build ?? ((cfg: BackendConfig) => createBackend(cfg));
+    const fresh = declared.filter((cfg) => !this.catalog.runs(cfg));
+    await Promise.all(
+      fresh.map(async (cfg) => {
+        const b = build(cfg);
+        try {
+          if (b instanceof FsBackend) await expectFsIdentities(this.#deps.db, [b]);
+          await b.check();
+        } catch (err) {
+          if (err instanceof BackendError && err.kind === 'Unavailable') return;
+          throw new Error(`backend ${cfg.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        } finally {
+          await b.close().catch(() => {});
+        }
+      }),
+    );
   }
 
   /** Follows the `backends` topic of the change bus (and its periodic fallback). Idempotent. */

@@ -218,6 +218,19 @@ describe('backends at runtime across instances', { skip: hasPostgres ? false : '
     await until('the refusal logged', async () => (/SIGHUP: the configuration file is not valid/.test(b.err()) ? true : undefined));
     assert.match(b.err(), /bogus_key/);
     assert.deepEqual((await apiB.listBackends({ includeRemoved: true })).backends.map((x) => `${x.name}:${x.state}`), before);
+    // A declared backend that is misconfigured (credentials refused) refuses the whole file, as at start.
+    await writeFile(
+      file,
+      yaml(db, [
+        `{ name: d3, type: fs, path: "${dir}/d3" }`,
+        `{ name: d4, type: fs, path: "${dir}/d4" }`,
+        `{ name: bad, type: s3, endpoint: "${b.s3}", bucket: data, access_key_id: ${TEST_CREDS.accessKeyId}, secret_access_key: wrong-secret, force_path_style: true }`,
+      ]),
+    );
+    b.child.kill('SIGHUP');
+    await until('the failed check logged', async () => (/SIGHUP: applying the configuration failed/.test(b.err()) ? true : undefined));
+    assert.match(b.err(), /backend bad: /);
+    assert.deepEqual((await apiB.listBackends({ includeRemoved: true })).backends.map((x) => `${x.name}:${x.state}`), before, 'nothing applied, d4 included');
     await clientB.send(new PutObjectCommand({ Bucket: 'data', Key: 'still-works', Body: 'x' }));
     for (const key of ['on-d3', 'still-works']) await clientB.send(new DeleteObjectCommand({ Bucket: 'data', Key: key }));
     await writeFile(file, yaml(db, [`{ name: d3, type: fs, path: "${dir}/d3" }`]));
