@@ -147,6 +147,23 @@ describe('repair, convergence and scrub', () => {
     await assertLedger(f.db, 'after retiring the bad copy');
   });
 
+  test('overwriting or deleting a version with a bad copy releases that copy like a live one', async () => {
+    await setReplicas(2);
+    const v = await put('badgone/1', 'first');
+    await f.db.tx((q) => enqueueReplicaConvergence(q, 'data', f.clock));
+    await runAll();
+    await f.db.tx((q) => markCopyBad(q, v.versionId, 'fs-b', 'test'));
+    await put('badgone/1', 'second');
+    await assertLedger(f.db, 'after the overwrite');
+    await runAll();
+    const w = await f.store.headObject('data', 'badgone/1');
+    const first = (await copiesOf(w.versionId))[0]!.backend;
+    await f.db.tx((q) => markCopyBad(q, w.versionId, first, 'test'));
+    await f.store.deleteObject('data', 'badgone/1');
+    await runAll();
+    await assertLedger(f.db, 'after the delete');
+  });
+
   test('a version whose only copy is bad and does not verify keeps it; one that verifies again is restored', async () => {
     const v = await put('only/1', 'only copy');
     const [a] = await copiesOf(v.versionId);
