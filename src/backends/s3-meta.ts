@@ -34,6 +34,8 @@ const NATIVE: readonly [NativeField, keyof EncodedMeta['native'], string][] = [
   ['cacheControl', 'CacheControl', 's3o-cc'],
 ];
 const EXPIRES_META = 's3o-ex';
+/** User metadata as base64url JSON (names and values are any UTF-8; S3's own metadata is ASCII). */
+const USER_META = 's3o-um';
 /** Marks an object whose full {@link PhysicalMeta} is in its sidecar object (see {@link SIDECAR_SUFFIX}). */
 const SIDECAR_META = 's3o-sc';
 /** S3's limit on user metadata (names and values, UTF-8 bytes). */
@@ -41,15 +43,15 @@ export const MAX_METADATA_BYTES = 2048;
 
 /**
  * Suffix of the sidecar object `<physical key>.meta.json` that holds a copy's full {@link PhysicalMeta} as
- * JSON when headers cannot carry it: user metadata and part sizes (known only at completion for
- * multipart objects) always go there, and so does anything over S3's 2 KB metadata limit. Physical keys
- * never end with it (version ids are hex), so listings can leave sidecars out.
+ * JSON when headers cannot carry it: part sizes (known only at completion for multipart objects) always go
+ * there, and so does anything over S3's 2 KB metadata limit (a long key with much user metadata).
+ * Physical keys never end with it (version ids are hex), so listings can leave sidecars out.
  */
 export const SIDECAR_SUFFIX = '.meta.json';
 
 /** True when `meta` needs a sidecar object on S3 (see {@link SIDECAR_SUFFIX}). */
 export function needsSidecar(meta: PhysicalMeta): boolean {
-  if (meta.partSizes !== undefined || Object.keys(meta.userMeta ?? {}).length > 0) return true;
+  if (meta.partSizes !== undefined) return true;
   return encodeMeta(meta).metadataBytes > MAX_METADATA_BYTES;
 }
 
@@ -77,9 +79,9 @@ const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 const unb64 = (s: string) => Buffer.from(s, 'base64url').toString('utf8');
 
 /**
- * Encodes meta for PutObject / CopyObject (MetadataDirective REPLACE) / CreateMultipartUpload. User
- * metadata and part sizes never travel in headers; with `sidecar`, the object carries its identity, the
- * header-safe Content-* fields and the sidecar marker, and everything else lives in the sidecar.
+ * Encodes meta for PutObject / CopyObject (MetadataDirective REPLACE) / CreateMultipartUpload. Part sizes
+ * never travel in headers; with `sidecar`, the object carries its identity, the header-safe Content-*
+ * fields and the sidecar marker, and everything else lives in the sidecar.
  */
 export function encodeMeta(meta: PhysicalMeta, sidecar = false): EncodedMeta {
   const native: EncodedMeta['native'] = {};
@@ -90,6 +92,7 @@ export function encodeMeta(meta: PhysicalMeta, sidecar = false): EncodedMeta {
   };
   if (meta.etag !== undefined) metadata['s3o-etag'] = meta.etag;
   if (sidecar) metadata[SIDECAR_META] = '1';
+  else if (meta.userMeta !== undefined && Object.keys(meta.userMeta).length > 0) metadata[USER_META] = b64(JSON.stringify(meta.userMeta));
   for (const [field, input, metaName] of NATIVE) {
     const v = meta[field];
     if (v === undefined) continue;
@@ -118,6 +121,13 @@ export function decodeMeta(res: HeadObjectCommandOutput): PhysicalMeta | undefin
   if (bucket === undefined || key === undefined || versionId === undefined) return undefined;
   const meta: PhysicalMeta = { bucket, key: unb64(key), versionId };
   if (m['s3o-etag'] !== undefined) meta.etag = m['s3o-etag'];
+  if (m[USER_META] !== undefined) {
+    try {
+      meta.userMeta = JSON.parse(unb64(m[USER_META])) as Record<string, string>;
+    } catch {
+      // Not ours to fail on: the identity still stands, the user metadata is lost for a rebuild.
+    }
+  }
   for (const [field, input, metaName] of NATIVE) {
     const encoded = m[metaName];
     const v = encoded !== undefined ? unb64(encoded) : res[input];

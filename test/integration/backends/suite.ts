@@ -167,6 +167,14 @@ export function backendSuite(label: string, make: () => Promise<SuiteTarget>): v
       assert.deepEqual(await t.leftovers(), []);
     });
 
+    it('user_metadata_roundtrips_without_a_sidecar_when_it_fits', async () => {
+      const meta = metaFor('bk', 'k ✓', 'v3', { contentType: 'text/plain', userMeta: { a: '1', 'x-name': 'ünïcödé ✓' } });
+      await putBuf('um/obj', Buffer.from('um'), meta);
+      assert.deepEqual((await b.head('um/obj'))?.meta, meta);
+      if (b.type === 's3') assert.equal(await b.head('um/obj.meta.json'), null, 'small user metadata travels in the headers');
+      await b.delete('um/obj');
+    });
+
     it('list_order_prefix_startAfter_limit', async () => {
       // 'l/a-b' sorts before 'l/a/x' in S3 byte order ('-' < '/'); a naive directory walk gets this wrong.
       const keys = ['l/a/x', 'l/a-b', 'l/a/y/z', 'l/b', 'l/c/d'];
