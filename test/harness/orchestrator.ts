@@ -44,8 +44,6 @@ export interface TestOrchestratorOptions {
   breaker?: Record<string, unknown>;
   /** Extra `placement` keys of the config file (snake_case YAML form), e.g. `{ replicas: 2, write_quorum: 1 }`. */
   placement?: Record<string, unknown>;
-  /** The `breaker` section of the config file (snake_case YAML form), e.g. `{ cooldown: '1s' }`. */
-  breaker?: Record<string, unknown>;
   /** Resolved `workers` settings applied over the harness's (e.g. `{ scrubDeepIntervalMs: 1_000 }`). */
   workerSettings?: Partial<Config['workers']>;
 }
@@ -104,7 +102,6 @@ export async function startTestOrchestrator(opts: TestOrchestratorOptions = {}):
         ...(opts.database ?? {}),
       },
       placement: { strategy: opts.strategy ?? 'pack', ...(opts.placement ?? {}) },
-      ...(opts.breaker ? { breaker: opts.breaker } : {}),
       ...(opts.breaker ? { breaker: opts.breaker } : {}),
       backends: [{ name: 'placeholder', type: 'fs', path: dataDir }],
       buckets: [
