@@ -5,6 +5,8 @@
  * and a backend added at runtime taking writes at once.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -263,6 +265,23 @@ describe('BackendService', () => {
     } finally {
       (c as unknown as grpc.Client).close();
     }
+  });
+
+  test('examples/add-backend.ts adds, updates, lists and removes a backend with the generated client', async () => {
+    const run = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/add-backend.ts', '--server', t.adminUrl, '--token', TOKEN, ...args], {
+        cwd: path.resolve(import.meta.dirname, '../../..'),
+      });
+    const { stdout } = await run('--remove', 'example', path.join(dir, 'example'));
+    assert.match(stdout, /^added example \(api\), loaded on this instance: true\nweight 2, zone example-zone\n/);
+    assert.match(stdout, /  example  api  used 0\/1073741824\n/);
+    assert.match(stdout, /removed example\n$/);
+    const refused = await run('relative', 'not/absolute').then(
+      () => assert.fail('accepted'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /fs\.path: /);
   });
 
   test('the CLI: list, get, add, update, remove with exit codes', async () => {
