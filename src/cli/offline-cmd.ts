@@ -248,7 +248,9 @@ export async function runRebuildCommand(args: string[], out: TextSink = process.
       e.write(`rebuild: refused: ${err.message}\n`);
       return 1;
     }
-    return fail('rebuild', err, e);
+    fail('rebuild', err, e);
+    e.write('rebuild: the database may hold part of the rebuild now: start again from a new, empty one\n');
+    return 2;
   } finally {
     await o.close();
   }
