@@ -26,6 +26,7 @@ import {
   type WatchJobRequest,
   type WatchJobResponseSchema,
 } from '../../gen/s3o/admin/v1/jobs_pb.js';
+import { FieldViolationSchema } from '../../gen/s3o/admin/v1/backends_pb.js';
 import type { JobControl } from '../core/job-kinds.js';
 import { JobError, type JobKind as CoreJobKind, type JobRecord, type JobState as CoreJobState } from '../core/jobs.js';
 import type { Logger } from '../log.js';
@@ -103,9 +104,14 @@ export function jobToWire(j: JobRecord, rate?: Rate): MessageInitShape<typeof Jo
   };
 }
 
+/** INVALID_ARGUMENT naming the field at fault (message and FieldViolation detail). */
+function invalid(field: string, message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument, undefined, [{ desc: FieldViolationSchema, value: { field, description: message } }]);
+}
+
 /** A request id (uint64 on the wire) as a job id; INVALID_ARGUMENT naming the field when it is not one. */
 function jobId(id: bigint, field = 'id'): number {
-  if (id <= 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) throw new ConnectError(`${field} must be a positive job id`, Code.InvalidArgument);
+  if (id <= 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid(field, `${field} must be a positive job id`);
   return Number(id);
 }
 
@@ -143,12 +149,12 @@ export class JobServiceImpl implements ServiceImpl<typeof JobService> {
 
   async listJobs(req: ListJobsRequest): Promise<MessageInitShape<typeof ListJobsResponseSchema>> {
     return this.#guard('ListJobs', async () => {
-      if (req.limit > 1000) throw new ConnectError('limit must be at most 1000', Code.InvalidArgument);
+      if (req.limit > 1000) throw invalid('limit', 'limit must be at most 1000');
       const kind = req.kind === JobKind.UNSPECIFIED ? undefined : KIND_FROM_WIRE.get(req.kind);
-      if (req.kind !== JobKind.UNSPECIFIED && kind === undefined) throw new ConnectError(`kind ${req.kind} is not a job kind`, Code.InvalidArgument);
+      if (req.kind !== JobKind.UNSPECIFIED && kind === undefined) throw invalid('kind', `kind ${req.kind} is not a job kind`);
       const states = req.states.map((s) => {
         const st = STATE_FROM_WIRE.get(s);
-        if (st === undefined) throw new ConnectError(`states: ${s} is not a job state`, Code.InvalidArgument);
+        if (st === undefined) throw invalid('states', `states: ${s} is not a job state`);
         return st;
       });
       const jobs = await this.#jobs.list({
@@ -169,7 +175,7 @@ export class JobServiceImpl implements ServiceImpl<typeof JobService> {
     const id = await this.#guard('WatchJob', async () => jobId(req.id));
     const intervalMs = req.interval ? durationMs(req.interval) : 1000;
     if (req.interval && (intervalMs < 100 || intervalMs > 60_000)) {
-      throw new ConnectError('interval must be between 100ms and 1m', Code.InvalidArgument);
+      throw invalid('interval', 'interval must be between 100ms and 1m');
     }
     const every = intervalMs === 0 ? 1000 : intervalMs;
     const samples: { at: number; bytes: number; items: number }[] = [];
@@ -216,7 +222,7 @@ export class JobServiceImpl implements ServiceImpl<typeof JobService> {
 
   async planRebalance(req: PlanRebalanceRequest): Promise<MessageInitShape<typeof PlanRebalanceResponseSchema>> {
     return this.#guard('PlanRebalance', async () => {
-      if (req.maxMoves > 100_000) throw new ConnectError('max_moves must be at most 100000', Code.InvalidArgument);
+      if (req.maxMoves > 100_000) throw invalid('max_moves', 'max_moves must be at most 100000');
       const plan = await this.#jobs.planRebalance(req.maxMoves === 0 ? 1000 : req.maxMoves);
       return {
         strategy: plan.strategy,
@@ -245,8 +251,8 @@ export class JobServiceImpl implements ServiceImpl<typeof JobService> {
       return await fn();
     } catch (err) {
       if (err instanceof JobError) {
-        const code = err.code === 'NotFound' ? Code.NotFound : err.code === 'InvalidArgument' ? Code.InvalidArgument : Code.FailedPrecondition;
-        throw new ConnectError(err.message, code);
+        if (err.code === 'InvalidArgument') throw invalid(err.field ?? '', err.message);
+        throw new ConnectError(err.message, err.code === 'NotFound' ? Code.NotFound : Code.FailedPrecondition);
       }
       throw toConnectError(err, this.#log, method);
     }

@@ -8,12 +8,51 @@ import { after, before, describe, test } from 'node:test';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { FieldViolationSchema } from '../../../gen/s3o/admin/v1/backends_pb.js';
+import * as pb from '../../../gen/s3o/admin/v1/jobs_pb.js';
 import { JobKind, JobState } from '../../../gen/s3o/admin/v1/jobs_pb.js';
 import { JobControl } from '../../../src/core/job-kinds.js';
 import { engines } from '../../harness/db.js';
-import { body, getObject, putObject, settleCleanup, startJobsFixture, waitJob, type JobsFixture } from './fixture.js';
+import { ADMIN_TOKEN, body, getObject, putObject, settleCleanup, startJobsFixture, waitJob, type JobsFixture } from './fixture.js';
 
 const hasPostgres = (await engines()).includes('postgres');
+
+/** A grpc-js method definition whose (de)serializers are protobuf-es toBinary/fromBinary. */
+function method<I extends DescMessage, O extends DescMessage>(name: string, input: I, output: O, responseStream = false) {
+  return {
+    path: `/s3o.admin.v1.JobService/${name}`,
+    requestStream: false,
+    responseStream,
+    requestSerialize: (m: MessageShape<I>) => Buffer.from(toBinary(input, m)),
+    requestDeserialize: (b: Buffer) => fromBinary(input, b),
+    responseSerialize: (m: MessageShape<O>) => Buffer.from(toBinary(output, m)),
+    responseDeserialize: (b: Buffer) => fromBinary(output, b),
+  };
+}
+
+const GrpcJobs = grpc.makeGenericClientConstructor(
+  {
+    ListJobs: method('ListJobs', pb.ListJobsRequestSchema, pb.ListJobsResponseSchema),
+    GetJob: method('GetJob', pb.GetJobRequestSchema, pb.GetJobResponseSchema),
+    WatchJob: method('WatchJob', pb.WatchJobRequestSchema, pb.WatchJobResponseSchema, true),
+    PauseJob: method('PauseJob', pb.PauseJobRequestSchema, pb.PauseJobResponseSchema),
+    DrainBackend: method('DrainBackend', pb.DrainBackendRequestSchema, pb.DrainBackendResponseSchema),
+    CancelDrain: method('CancelDrain', pb.CancelDrainRequestSchema, pb.CancelDrainResponseSchema),
+    PlanRebalance: method('PlanRebalance', pb.PlanRebalanceRequestSchema, pb.PlanRebalanceResponseSchema),
+  },
+  'JobService',
+);
+
+type Unary = (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => void;
+
+function unary<T>(client: grpc.Client, name: string, req: unknown): Promise<T> {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${ADMIN_TOKEN}`);
+  const fn = (client as unknown as Record<string, Unary>)[name]!.bind(client);
+  return new Promise((resolve, reject) => fn(req, md, (err, res) => (err ? reject(err) : resolve(res as T))));
+}
 
 async function rejects(p: Promise<unknown>, code: Code, pattern?: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -53,6 +92,14 @@ describe('JobService', { skip: hasPostgres ? false : 'PostgreSQL not reachable' 
     await rejects(c.resumeJob({ id: 777n }, f.auth), Code.NotFound);
     await rejects(c.cancelJob({ id: 777n }, f.auth), Code.NotFound);
     await rejects(c.drainBackend({ backend: '' }, f.auth), Code.InvalidArgument, /backend/);
+    const violation = async (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e).findDetails(FieldViolationSchema)[0]?.field,
+      );
+    assert.equal(await violation(c.drainBackend({ backend: '' }, f.auth)), 'backend');
+    assert.equal(await violation(c.getJob({ id: 0n }, f.auth)), 'id');
+    assert.equal(await violation(c.listJobs({ limit: 5000 }, f.auth)), 'limit');
     await rejects(c.drainBackend({ backend: 'nope' }, f.auth), Code.NotFound, /nope/);
     await rejects(c.cancelDrain({ backend: '' }, f.auth), Code.InvalidArgument, /backend/);
     await rejects(c.cancelDrain({ backend: 'nope' }, f.auth), Code.NotFound);
@@ -108,6 +155,34 @@ describe('JobService', { skip: hasPostgres ? false : 'PostgreSQL not reachable' 
     assert.equal(cancelled.job, undefined);
     const { rows: after } = await f.orchs[0]!.db.query<{ state: string }>(`SELECT state FROM backends WHERE name = 'fs-1'`);
     assert.equal(after[0]!.state, 'active');
+  });
+
+  test('through @grpc/grpc-js: unary calls, the WatchJob stream and error codes', async () => {
+    const c = new GrpcJobs(new URL(f.adminUrl()).host, grpc.credentials.createInsecure());
+    try {
+      const list = await unary<MessageShape<typeof pb.ListJobsResponseSchema>>(c, 'ListJobs', create(pb.ListJobsRequestSchema, { kind: JobKind.DRAIN }));
+      assert.equal(list.jobs.length, 1);
+      const id = list.jobs[0]!.id;
+      const got = await unary<MessageShape<typeof pb.GetJobResponseSchema>>(c, 'GetJob', create(pb.GetJobRequestSchema, { id }));
+      assert.equal(got.job!.state, JobState.DONE);
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${ADMIN_TOKEN}`);
+      const stream = (c as unknown as Record<string, (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<MessageShape<typeof pb.WatchJobResponseSchema>>>)
+        .WatchJob!.call(c, create(pb.WatchJobRequestSchema, { id }), md);
+      const reports: MessageShape<typeof pb.WatchJobResponseSchema>[] = [];
+      for await (const r of stream) reports.push(r as MessageShape<typeof pb.WatchJobResponseSchema>);
+      assert.equal(reports.length, 1, 'a finished job: one report, then the stream ends');
+      assert.equal(reports[0]!.job!.progress!.itemsDone, got.job!.progress!.itemsDone);
+      await assert.rejects(unary(c, 'GetJob', create(pb.GetJobRequestSchema, { id: 4242n })), { code: grpc.status.NOT_FOUND });
+      await assert.rejects(unary(c, 'GetJob', create(pb.GetJobRequestSchema, { id: 0n })), { code: grpc.status.INVALID_ARGUMENT });
+      await assert.rejects(unary(c, 'PauseJob', create(pb.PauseJobRequestSchema, { id })), { code: grpc.status.FAILED_PRECONDITION });
+      await assert.rejects(unary(c, 'DrainBackend', create(pb.DrainBackendRequestSchema, { backend: '' })), { code: grpc.status.INVALID_ARGUMENT });
+      await assert.rejects(unary(c, 'CancelDrain', create(pb.CancelDrainRequestSchema, { backend: 's3-2' })), { code: grpc.status.FAILED_PRECONDITION });
+      const plan = await unary<MessageShape<typeof pb.PlanRebalanceResponseSchema>>(c, 'PlanRebalance', create(pb.PlanRebalanceRequestSchema, { maxMoves: 1 }));
+      assert.equal(plan.backends.length, 3);
+    } finally {
+      c.close();
+    }
   });
 
   test('PlanRebalance is a dry run; ApplyRebalance makes it happen and is refused while one is open', async () => {
