@@ -11,6 +11,8 @@ import { identitySettingKey } from './fs-upkeep.js';
  * each declared entry's row gets the file's settings and knobs and becomes config-owned (the admin API
  * refuses to change it, naming the file and key). Rows created through the API are never touched.
  *
+ * An entry naming a backend the API owns is refused ({@link DeclaredBackendConflict}), nothing applied.
+ *
  * A config-owned row the file no longer declares goes through the same checks as an API removal: when it
  * holds nothing (no copies, uploads, queued work, used or reserved bytes) it is marked removed; otherwise
  * it is handed to the API (no longer config-owned), stops taking new copies (read_only) and is reported,
@@ -38,6 +40,16 @@ export interface DeclaredBackendsOutcome {
   pendingRemoval: PendingRemoval[];
 }
 
+/** The file declares backends the admin API owns; nothing was applied. */
+export class DeclaredBackendConflict extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'DeclaredBackendConflict';
+    this.problems = problems;
+  }
+}
+
 /** The `config_ref` of entry `index` of `file`. */
 export function configRef(file: string | undefined, index: number): string {
   return `${file ?? BUILT_IN_CONFIG}: backends[${index}]`;
@@ -59,6 +71,16 @@ export async function applyDeclaredBackends(
     const { rows } = await run<sq.BackendSettingsRow>(q, sq.selectBackendSettings());
     const byName = new Map(rows.map((r) => [r.name, r]));
     const out: DeclaredBackendsOutcome = { changed: [], removed: [], pendingRemoval: [] };
+    // The file never takes over a backend the admin API owns (one it handed over itself, after the entry
+    // was dropped, it may take back).
+    const taken = declared.map((cfg, i) => ({ cfg, i, row: byName.get(cfg.name) })).filter(
+      ({ row }) => row && row.source === 'api' && row.state !== 'removed' && row.removal_requested_at === null,
+    );
+    if (taken.length > 0) {
+      throw new DeclaredBackendConflict(
+        taken.map(({ cfg, i }) => `${file ?? BUILT_IN_CONFIG}: backends[${i}].name: backend "${cfg.name}" was added through the admin API; remove it there or use another name`),
+      );
+    }
     for (let i = 0; i < declared.length; i++) {
       const cfg = declared[i]!;
       const input = toSettingsInput(

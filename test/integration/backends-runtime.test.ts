@@ -231,6 +231,15 @@ describe('backends at runtime across instances', { skip: hasPostgres ? false : '
     await until('the failed check logged', async () => (/SIGHUP: applying the configuration failed/.test(b.err()) ? true : undefined));
     assert.match(b.err(), /backend bad: /);
     assert.deepEqual((await apiB.listBackends({ includeRemoved: true })).backends.map((x) => `${x.name}:${x.state}`), before, 'nothing applied, d4 included');
+    // The file never takes over a backend the API owns.
+    await apiB.addBackend({ name: 'apiown', settings: { case: 'fs', value: { path: path.join(dir, 'apiown') } } });
+    await writeFile(file, yaml(db, [`{ name: d3, type: fs, path: "${dir}/d3" }`, `{ name: apiown, type: fs, path: "${dir}/other" }`]));
+    b.child.kill('SIGHUP');
+    await until('the conflict logged', async () => (/backends\[1\]\.name: backend \\"apiown\\" was added through the admin API/.test(b.err()) ? true : undefined));
+    const own = (await apiB.getBackend({ name: 'apiown' })).backend!;
+    assert.equal(own.source, 'api');
+    assert.equal(own.fs!.path, path.join(dir, 'apiown'));
+    await apiB.removeBackend({ name: 'apiown' });
     await clientB.send(new PutObjectCommand({ Bucket: 'data', Key: 'still-works', Body: 'x' }));
     for (const key of ['on-d3', 'still-works']) await clientB.send(new DeleteObjectCommand({ Bucket: 'data', Key: key }));
     await writeFile(file, yaml(db, [`{ name: d3, type: fs, path: "${dir}/d3" }`]));
