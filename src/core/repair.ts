@@ -164,17 +164,20 @@ async function settle(q: Queryable, deps: ReplicationDeps, versionId: string, re
     const eligible = rankDestinations(backends, present, r.version.size, deps.backends, deps.strategy).length;
     const adds = Math.min(missing, eligible);
     for (let i = 0; i < adds; i++) await enqueueAddCopy(q, versionId, deps.clock);
+    if (adds > 0) deps.log.info('repair: adding copies', { versionId, want: r.want, good: good.length, adds });
     if (adds < missing) {
       deps.log.warn('not enough eligible backends for the wanted replica count', { versionId, want: r.want, good: good.length, eligible });
     }
   }
   if (good.length >= r.want && bad.length > 0) {
     const gone = await retireCopies(q, versionId, bad, 'bad-copy', deps.cleanupDelayMs);
+    if (gone.length > 0) deps.log.info('repair: retiring bad copies', { versionId, backends: gone });
     deps.metrics?.repairRetired.inc({ reason: 'bad' }, gone.length);
   }
   if (good.length > r.want && coming === 0) {
     const surplus = surplusCopies(good, r.want, backends, deps.backends);
     const gone = await retireCopies(q, versionId, surplus, 'surplus-copy', deps.cleanupDelayMs);
+    if (gone.length > 0) deps.log.info('repair: retiring surplus copies', { versionId, want: r.want, backends: gone });
     deps.metrics?.repairRetired.inc({ reason: 'surplus' }, gone.length);
   }
 }
