@@ -57,10 +57,14 @@ async function record(q: Queryable, v: Verdict): Promise<void> {
   for (const b of v.bad) await markCopyBad(q, b.versionId, b.backend, b.reason);
 }
 
-/** Queues the scrub tasks that are on and not queued yet (singletons; a no-op when they are). */
+/**
+ * Queues the scrub tasks that are on and not queued yet (singletons; a no-op when they are). The first
+ * cheap pass starts within a minute, the first deep pass one `scrub_deep_interval` after the task was
+ * first queued (a new deployment has nothing to re-read; an upgraded one is not read whole at its start).
+ */
 export async function ensureScrubTasks(q: Queryable, s: Pick<ScrubSettings, 'intervalMs' | 'deepIntervalMs'>, clock?: Clock): Promise<void> {
-  if (s.intervalMs > 0) await enqueueTask(q, 'scrub', {}, { singletonKey: 'scrub' }, clock);
-  if (s.deepIntervalMs > 0) await enqueueTask(q, 'scrub-deep', {}, { singletonKey: 'scrub-deep' }, clock);
+  if (s.intervalMs > 0) await enqueueTask(q, 'scrub', {}, { singletonKey: 'scrub', delayMs: Math.min(IDLE_MS, s.intervalMs) }, clock);
+  if (s.deepIntervalMs > 0) await enqueueTask(q, 'scrub-deep', {}, { singletonKey: 'scrub-deep', delayMs: s.deepIntervalMs }, clock);
 }
 
 /** The cheap pass (see the module comment). */

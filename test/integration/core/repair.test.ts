@@ -218,11 +218,13 @@ describe('repair, convergence and scrub', () => {
     const a = (await copiesOf(v.versionId)).find((c) => c.backend === 'fs-a')!;
     await writeFile(fsPath('fs-a', a.physical_key), 'bit rot hAppens');
     // The cheap pass sees the right size and finds nothing.
-    f.clock.advance(scrub.intervalMs + 1_000);
     await f.db.tx((q) => ensureScrubTasks(q, scrub, f.clock));
+    f.clock.advance(scrub.intervalMs + 1_000);
     await runScrub('scrub');
     assert.deepEqual(await states(v.versionId), ['fs-a:live', 'fs-b:live']);
-    // The deep pass walks every copy (one page of 16 per run) and re-reads it.
+    // The deep pass starts one deep interval after it was first queued, walks every copy (one page of 16
+    // per run) and re-reads it.
+    f.clock.advance(scrub.deepIntervalMs);
     for (let i = 0; i < 10 && (await runScrub('scrub-deep')) > 0; i++) {
       // until the pass ends (it re-queues itself an hour later)
     }
