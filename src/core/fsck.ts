@@ -209,17 +209,18 @@ class BackendChecker {
   async run(): Promise<BackendScan> {
     for (const r of (await run<{ physical_key: string }>(this.db, aq.promisedKeys(this.backend.name))).rows) this.#promised.add(r.physical_key);
     let startAfter: string | undefined;
-    try {
-      for (;;) {
-        const page = await this.backend.list('', { ...(startAfter !== undefined ? { startAfter } : {}), limit: PAGE });
-        for (const e of page.entries) await this.#entry(e);
-        if (!page.truncated || page.entries.length === 0) break;
-        startAfter = page.entries.at(-1)!.key;
+    for (;;) {
+      let page: Awaited<ReturnType<Backend['list']>>;
+      try {
+        page = await this.backend.list('', { ...(startAfter !== undefined ? { startAfter } : {}), limit: PAGE });
+      } catch (err) {
+        // A backend that cannot be listed is not checked: none of its copies is called missing.
+        this.#scan.error = `listing failed: ${err instanceof Error ? err.message : String(err)}`;
+        return this.#scan;
       }
-    } catch (err) {
-      // A backend that cannot be listed is not checked: none of its copies is called missing.
-      this.#scan.error = `listing failed: ${err instanceof Error ? err.message : String(err)}`;
-      return this.#scan;
+      for (const e of page.entries) await this.#entry(e);
+      if (!page.truncated || page.entries.length === 0) break;
+      startAfter = page.entries.at(-1)!.key;
     }
     for (let r = await this.#row(); r; r = await this.#row()) {
       this.#dbOnly(r);
