@@ -135,7 +135,11 @@ export class DegradedReader {
     };
   }
 
-  /** Remembers keys this instance deleted (or is deleting): degraded reads answer 404 for their older generations. */
+  /**
+   * Remembers keys this instance deleted (committed): degraded reads answer 404 for generations created
+   * before, until this instance learns that the key is live again (its own write of it is acknowledged, or a
+   * read from the database that began after the delete finds it).
+   */
   noteDeleted(bucket: string, keys: readonly string[]): void {
     for (const key of keys) this.#remember(this.#deleted, `${bucket}/${key}`);
   }
@@ -156,12 +160,21 @@ export class DegradedReader {
     };
     const v = await run(guarded);
     this.#unconfirmed.delete(v.versionId);
+    // Acknowledged after the delete was: the key is live again (a write staged before the delete can commit after it).
+    this.#deleted.delete(`${v.bucket}/${v.key}`);
     return v;
   }
 
-  /** A version the database says is live (a normal read): no longer unconfirmed. */
-  noteLive(versionId: string): void {
-    if (this.#unconfirmed.size > 0) this.#unconfirmed.delete(versionId);
+  /**
+   * A version the database says is live, read by a statement that began at `readStartedAt` (ms): it is not
+   * unconfirmed, and its key is not deleted if the read began after the delete was remembered.
+   */
+  noteLive(v: ObjectVersion, readStartedAt: number): void {
+    if (this.#unconfirmed.size > 0) this.#unconfirmed.delete(v.versionId);
+    if (this.#deleted.size === 0) return;
+    const id = `${v.bucket}/${v.key}`;
+    const at = this.#deleted.get(id);
+    if (at !== undefined && at < readStartedAt) this.#deleted.delete(id);
   }
 
   /** Adds `id` to a time-ordered memory, dropping entries too old or too many. */

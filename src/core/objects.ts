@@ -4,7 +4,7 @@ import * as oq from '../meta/queries/objects.js';
 import type { BackendRegistry } from './backends.js';
 import { checkReadConditions, checkWriteConditions, resolveRange } from './conditions.js';
 import { DegradedReader, degradedPartSizes } from './degraded.js';
-import { CoreError, DbUnavailableError, isDbUnavailable } from './errors.js';
+import { CoreError, isDbUnavailable } from './errors.js';
 import { rowToCopy, rowToVersion } from './rows.js';
 import { lockKeys, markCopyBad, retireLive } from './copies.js';
 import { listObjects } from './list.js';
@@ -73,6 +73,7 @@ export class CoreObjectStore implements ObjectStore {
   }
 
   async headObject(bucket: string, key: string, cond?: ReadConditions): Promise<ObjectVersion> {
+    const started = Date.now();
     let v: ObjectVersion;
     try {
       v = await this.#requireLive(bucket, key);
@@ -81,7 +82,7 @@ export class CoreObjectStore implements ObjectStore {
       await this.requireBucket(bucket);
       return this.#degraded.headObject(bucket, key, cond);
     }
-    this.#degraded.noteLive(v.versionId);
+    this.#degraded.noteLive(v, started);
     checkReadConditions(v, cond);
     return v;
   }
@@ -91,6 +92,7 @@ export class CoreObjectStore implements ObjectStore {
     key: string,
     opts: { range?: RangeSpec; conditions?: ReadConditions; signal?: AbortSignal; stallMs?: number } = {},
   ): Promise<GetObjectResult> {
+    const started = Date.now();
     let rows: (oq.VersionRow & { copies: oq.CopyRow[] })[];
     try {
       ({ rows } = await run<oq.VersionRow & { copies: oq.CopyRow[] }>(this.#deps.db, oq.selectLiveWithCopies(bucket, key)));
@@ -104,7 +106,7 @@ export class CoreObjectStore implements ObjectStore {
       throw new CoreError('NoSuchKey', key);
     }
     const version = rowToVersion(rows[0]);
-    this.#degraded.noteLive(version.versionId);
+    this.#degraded.noteLive(version, started);
     checkReadConditions(version, opts.conditions);
     const range = resolveRange(opts.range, version.size);
     if (version.size === 0) return { version, body: Readable.from([]) };
@@ -268,16 +270,12 @@ export class CoreObjectStore implements ObjectStore {
   /** Retires the live versions of keys in one transaction, taking the key locks in one statement, in a fixed order. */
   async #retire(bucket: string, keys: string[]): Promise<void> {
     if (keys.length === 0) return;
-    try {
-      await this.#deps.db.tx(async (q) => {
-        const sorted = await lockKeys(q, bucket, keys);
-        await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
-      });
-    } catch (err) {
-      // A delete that may have committed must not come back in degraded reads either.
-      if (err instanceof DbUnavailableError && err.commitOutcomeUnknown) this.#degraded.noteDeleted(bucket, keys);
-      throw err;
-    }
+    await this.#deps.db.tx(async (q) => {
+      const sorted = await lockKeys(q, bucket, keys);
+      await retireLive(q, bucket, sorted, 'delete', this.#deps.cleanupDelayMs);
+    });
+    // Only a delete known to have committed: one of unknown outcome (its COMMIT reply lost) must not look
+    // done while the database is down and undone once it is back.
     this.#degraded.noteDeleted(bucket, keys);
   }
 

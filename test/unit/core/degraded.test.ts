@@ -182,6 +182,14 @@ describe('DegradedReader over fs backends', () => {
     await store(a, physicalKey('data', key, v), Buffer.from('old'), { bucket: 'data', key, versionId: v });
     reader.noteDeleted('data', [key]);
     await assert.rejects(reader.headObject('data', key), (e: unknown) => e instanceof CoreError && e.code === 'NoSuchKey');
+    // A read from the database that began before the delete does not bring the key back; one after does.
+    const live = { bucket: 'data', key, versionId: v, size: 3, etag: '', userMeta: {}, tagCount: 0, lastModified: new Date() };
+    reader.noteLive(live, Date.now() - 60_000);
+    await assert.rejects(reader.headObject('data', key), (e: unknown) => e instanceof CoreError && e.code === 'NoSuchKey');
+    await new Promise((r) => setTimeout(r, 5));
+    reader.noteLive(live, Date.now());
+    assert.equal((await reader.headObject('data', key)).versionId, v);
+    reader.noteDeleted('data', [key]);
     const later = newVersionId(Date.now() + 1_000);
     await store(b, physicalKey('data', key, later), Buffer.from('new'), { bucket: 'data', key, versionId: later });
     assert.equal((await reader.headObject('data', key)).versionId, later);
@@ -214,7 +222,8 @@ describe('DegradedReader over fs backends', () => {
       );
     await assert.rejects(write(true));
     assert.equal((await reader.headObject('data', key)).versionId, v1, 'the unacknowledged generation is skipped');
-    reader.noteLive(staged); // its commit did happen after all: a read from the database said so
+    // Its commit did happen after all: a read from the database said so.
+    reader.noteLive({ bucket: 'data', key, versionId: staged, size: 3, etag: '', userMeta: {}, tagCount: 0, lastModified: new Date() }, Date.now());
     assert.equal((await reader.headObject('data', key)).versionId, staged);
     const acknowledged = await write(false);
     assert.equal((await reader.headObject('data', key)).versionId, acknowledged.versionId);
