@@ -83,8 +83,7 @@ export interface VersionReplicas {
 
 /** Reads a live version, the replica count its bucket wants and all its copies; undefined when it is not live. */
 export async function loadReplicas(q: Queryable, versionId: string, defaultReplicas: number): Promise<VersionReplicas | undefined> {
-  const { rows } = await run<rq.ReplicaRow & Record<string, unknown>>(q, rq.versionReplicas(versionId, defaultReplicas));
-  const r = rows[0] as unknown as (Parameters<typeof rowToVersion>[0] & { want: number; copies: rq.ReplicaRow[]; part_sizes: number[] | null }) | undefined;
+  const r = (await run<rq.VersionReplicasRow>(q, rq.versionReplicas(versionId, defaultReplicas))).rows[0];
   if (!r) return undefined;
   return { version: rowToVersion(r), partSizes: r.part_sizes, want: r.want, copies: r.copies };
 }

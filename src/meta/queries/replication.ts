@@ -1,4 +1,5 @@
 import type { Sql } from '../db.js';
+import type { VersionRow } from './objects.js';
 
 /**
  * Read-side SQL of replication: what repair, moves, replica convergence and scrub look at. Nothing here
@@ -22,6 +23,9 @@ export interface ReplicaRow {
   /** A pending copy whose task is still queued or running (a copy being made). */
   owned: boolean;
 }
+
+/** A row of {@link versionReplicas}: the version's columns, the wanted count and its copies. */
+export type VersionReplicasRow = VersionRow & { part_sizes: number[] | null; want: number; copies: ReplicaRow[] };
 
 /** A live version by id with the replica count its bucket wants (`$2` when the bucket has none) and all its copies. */
 export function versionReplicas(versionId: string, defaultReplicas: number): Sql {
