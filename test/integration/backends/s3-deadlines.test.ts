@@ -126,7 +126,7 @@ describe('S3 backend deadlines on a working provider', () => {
   let backend: S3Backend;
   before(async () => {
     server = await startS3rver();
-    backend = new S3Backend({ ...s3BackendConfig(server, 'live'), firstByteTimeoutMs: 300, connectTimeoutMs: 300 });
+    backend = new S3Backend({ ...s3BackendConfig(server, 'live'), firstByteTimeoutMs: 1_000, connectTimeoutMs: 1_000 });
   });
   after(async () => {
     await backend?.close();
@@ -134,11 +134,11 @@ describe('S3 backend deadlines on a working provider', () => {
   });
 
   it('a_slow_client_body_is_never_cut_off_by_the_first_byte_timeout', async () => {
-    // 10 chunks 150 ms apart: 1.5 s of upload with a 300 ms first-byte timeout.
+    // 10 chunks 300 ms apart: 3 s of upload with a 1 s first-byte timeout.
     const chunks = Array.from({ length: 10 }, (_, i) => Buffer.alloc(1000, 65 + i));
     const body = Readable.from((async function* () {
       for (const c of chunks) {
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise((r) => setTimeout(r, 300));
         yield c;
       }
     })());

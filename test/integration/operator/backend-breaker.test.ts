@@ -1,6 +1,6 @@
 /**
  * Per-backend circuit breakers over a real black hole: backend `hole` is an s3rver behind a proxy that
- * can stop answering (connections accepted, nothing ever said), with a 600 ms first-byte timeout; `s3-1` is
+ * can stop answering (connections accepted, nothing ever said), with a 1.5 s first-byte timeout; `s3-1` is
  * a plain s3rver after it in the placement order.
  *
  * - while the proxy forwards, `hole` takes the writes (pack order);
@@ -22,7 +22,15 @@ import { startSwitchableProxy, type SwitchableProxy } from '../../harness/blackh
 import { startTestOrchestrator, TEST_CREDS, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { s3BackendConfig, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
 
-const FIRST_BYTE_MS = 600;
+// Long enough that a loaded machine's s3rver answers in time while forwarding, short enough to measure.
+const FIRST_BYTE_MS = 1_500;
+
+/** Calls of `call` made on `backend` through the registry so far (every outcome), from /metrics. */
+async function callsOn(adminUrl: string, backend: string, call: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  const re = new RegExp(`^s3o_backend_call_duration_seconds_count\\{backend="${backend}",call="${call}",outcome="\\w+"\\} (\\d+)$`, 'gm');
+  return [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+}
 
 async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -45,7 +53,7 @@ describe('per-backend circuit breaker', () => {
     proxy = await startSwitchableProxy(hidden.port);
     const hole = {
       ...s3BackendConfig({ endpoint: proxy.endpoint, bucket: hidden.bucket }, 'hole'),
-      connectTimeoutMs: 300,
+      connectTimeoutMs: 1_000,
       firstByteTimeoutMs: FIRST_BYTE_MS,
     };
     t = await startTestOrchestrator({
@@ -118,16 +126,9 @@ describe('per-backend circuit breaker', () => {
     assert.match(open.lastError, /first_byte_timeout/);
     assert.equal(await metric(/^s3o_backend_breaker_state\{backend="hole"\} (\d+)$/m), '2');
     assert.equal(await metric(/^s3o_backend_breaker_transitions_total\{backend="hole",to="open"\} (\d+)$/m), '1');
-    const s3 = (await admin.listBackends({})).backends.find((b) => b.name === 's3-1')!;
-    assert.equal(s3.breakerState, BreakerState.CLOSED);
-    assert.ok(s3.latency, 'the latency of the live backend is measured');
 
     // Writes avoid the open backend: not one put reaches it (counted by the registry's wrapper).
-    const putsOnHole = async () => {
-      const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
-      const counts = text.matchAll(/^s3o_backend_call_duration_seconds_count\{backend="hole",call="put",outcome="\w+"\} (\d+)$/gm);
-      return [...counts].reduce((n, m) => n + Number(m[1]), 0);
-    };
+    const putsOnHole = () => callsOn(t.adminUrl, 'hole', 'put');
     const before = await putsOnHole();
     for (let i = 0; i < 5; i++) {
       await once.send(new PutObjectCommand({ Bucket: 'data', Key: `while-open/${i}`, Body: `body ${i}` }));
@@ -135,6 +136,10 @@ describe('per-backend circuit breaker', () => {
     }
     assert.equal(await putsOnHole(), before, 'no write was tried on the open backend');
     assert.equal((await holeRow()).breakerState, BreakerState.OPEN);
+    assert.equal((await getStatus('while-open/0')).body, 'body 0');
+    const s3 = (await admin.listBackends({})).backends.find((b) => b.name === 's3-1')!;
+    assert.equal(s3.breakerState, BreakerState.CLOSED);
+    assert.ok(s3.latency && (s3.latency.seconds > 0n || s3.latency.nanos > 0), 'the latency of the live backend is measured');
 
     proxy.setMode('forward');
     await eventually('the breaker closes once the backend answers', async () => (await holeRow()).breakerState === BreakerState.CLOSED);
@@ -146,5 +151,78 @@ describe('per-backend circuit breaker', () => {
     const back = await getStatus('on-hole');
     assert.equal(back.status, 200);
     assert.equal(back.body, 'kept behind the hole');
+  });
+});
+
+/**
+ * Two copies (placement.replicas 2), the black-holed backend read first (read_priority -1): the first GET
+ * pays the first-byte timeout once and fails over to the other copy (200, whole body); that failure opens
+ * the breaker (breaker.failures 1), so the next GETs read the other copy first at no cost.
+ */
+describe('per-backend circuit breaker with two copies', () => {
+  let hidden: S3rverInstance;
+  let proxy: SwitchableProxy;
+  let t: TestOrchestrator;
+  let once: S3Client;
+
+  before(async () => {
+    hidden = await startS3rver();
+    proxy = await startSwitchableProxy(hidden.port);
+    const hole = {
+      ...s3BackendConfig({ endpoint: proxy.endpoint, bucket: hidden.bucket }, 'hole'),
+      connectTimeoutMs: 1_000,
+      firstByteTimeoutMs: FIRST_BYTE_MS,
+      readPriority: -1,
+    };
+    t = await startTestOrchestrator({
+      s3rvers: 1,
+      fsBackends: 0,
+      extraBackends: [hole],
+      extraFirst: true,
+      placement: { replicas: 2 },
+      breaker: { failures: 1, cooldown: '30s' },
+    });
+    once = new S3Client({ endpoint: t.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: TEST_CREDS, maxAttempts: 1 });
+  });
+
+  after(async () => {
+    proxy?.setMode('forward');
+    once?.destroy();
+    await t?.stop();
+    await proxy?.stop();
+    await hidden?.stop();
+  });
+
+  const timedGet = async (key: string): Promise<{ ms: number; body: string }> => {
+    const started = performance.now();
+    const r = await once.send(new GetObjectCommand({ Bucket: 'data', Key: key }));
+    const body = await r.Body!.transformToString();
+    return { ms: performance.now() - started, body };
+  };
+
+  it('Reads_fail_over_from_a_black_holed_copy_once_then_read_the_healthy_copy_first', async () => {
+    const body = 'two copies, one behind a black hole';
+    await once.send(new PutObjectCommand({ Bucket: 'data', Key: 'both', Body: body }));
+    const { rows } = await t.orch.db.query<{ backend: string }>(
+      `SELECT c.backend FROM object_versions v JOIN object_copies c USING (version_id) WHERE v.key = 'both' AND v.state = 'live' ORDER BY 1`,
+    );
+    assert.deepEqual(rows.map((r) => r.backend), ['hole', 's3-1']);
+    assert.deepEqual(t.orch.backends.readOrder(['s3-1', 'hole']), ['hole', 's3-1'], 'read_priority -1 puts the hole first');
+
+    proxy.setMode('silent');
+    const first = await timedGet('both');
+    assert.equal(first.body, body, 'the read failed over to the other copy');
+    assert.ok(first.ms >= FIRST_BYTE_MS - 50, `the first GET took ${first.ms} ms: it did not try the hole first`);
+    assert.ok(first.ms < FIRST_BYTE_MS + 1_500, `the first GET cost ${first.ms} ms: more than the first-byte timeout once`);
+    assert.equal(t.orch.backends.health!.breakerState('hole'), 'open');
+    assert.deepEqual(t.orch.backends.readOrder(['hole', 's3-1']), ['s3-1', 'hole'], 'an open breaker goes last whatever its priority');
+
+    const getsOnHole = await callsOn(t.adminUrl, 'hole', 'get');
+    for (let i = 0; i < 3; i++) {
+      const next = await timedGet('both');
+      assert.equal(next.body, body);
+      assert.ok(next.ms < FIRST_BYTE_MS * 3, `GET ${i + 2} took ${next.ms} ms with the breaker open`);
+    }
+    assert.equal(await callsOn(t.adminUrl, 'hole', 'get'), getsOnHole, 'the open backend was not read: the healthy copy answered first');
   });
 });
