@@ -68,11 +68,16 @@ function source(values: { config?: string | undefined; data?: string | undefined
   return values.config !== undefined ? { file: values.config } : { data: values.data! };
 }
 
-async function open(from: { file?: string; data?: string }): Promise<Opened> {
+async function open(from: { file?: string; data?: string }, migrate: boolean): Promise<Opened> {
   const config = from.file !== undefined ? await loadConfigFile(from.file) : zeroConfig(from.data);
   // Silence the AWS SDK's Node-version notice, as `serve` does.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const { db } = await openDatabase(config.database, { log: createLogger({}, 'warn') });
+  const { db } = await openDatabase(config.database, {
+    log: createLogger({}, 'warn'),
+    ...(from.data !== undefined ? { zeroConfig: true } : {}),
+    // fsck runs beside serving instances: it never migrates their database; rebuild fills a new one.
+    ...(migrate ? {} : { requireCurrentSchema: true }),
+  });
   const backends = config.backends.map((b) => createBackend(b));
   const fs = backends.filter((b): b is FsBackend => b instanceof FsBackend);
   return {
@@ -130,7 +135,7 @@ export async function runFsckCommand(args: string[], out: TextSink = process.std
   }
   let o: Opened;
   try {
-    o = await open(from);
+    o = await open(from, false);
   } catch (err) {
     return fail('fsck', err, e);
   }
@@ -229,7 +234,7 @@ export async function runRebuildCommand(args: string[], out: TextSink = process.
   }
   let o: Opened;
   try {
-    o = await open(from);
+    o = await open(from, true);
   } catch (err) {
     return fail('rebuild', err, e);
   }

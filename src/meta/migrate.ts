@@ -53,3 +53,14 @@ export async function migrate(db: Db, migrations = loadMigrations()): Promise<nu
     return latest;
   });
 }
+
+/**
+ * The schema version a database has (0 when it was never migrated), without changing anything: for tools
+ * that must not migrate a database other processes serve from (fsck).
+ */
+export async function schemaVersion(db: Db): Promise<number> {
+  const exists = await db.query<{ t: string | null }>(`SELECT to_regclass('schema_version')::text AS t`);
+  if (!exists.rows[0]?.t) return 0;
+  const { rows } = await db.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_version');
+  return rows[0]?.v ?? 0;
+}

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { Db } from './db.js';
 import { openEmbedded } from './engine-embedded.js';
 import { openPostgres, type PgOptions } from './engine-pg.js';
-import { migrate } from './migrate.js';
+import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from './migrate.js';
 
 /** What openDatabase needs: a full DatabaseConfig, or just where the database is (tests). */
 export type OpenConfig = Pick<DatabaseConfig, 'url' | 'path' | 'schema'> & Partial<DatabaseConfig>;
@@ -12,6 +12,11 @@ export interface OpenOptions {
   log?: Logger;
   /** Zero-config mode: messages name `--data DIR` instead of `database.path`. */
   zeroConfig?: boolean;
+  /**
+   * Leave the schema as it is and refuse unless it is exactly this build's (tools such as fsck that run
+   * beside serving instances must not migrate their database under them). Default: migrate.
+   */
+  requireCurrentSchema?: boolean;
 }
 
 /**
@@ -31,8 +36,18 @@ export async function openDatabase(cfg: OpenConfig, opts: OpenOptions = {}): Pro
     ? await openPostgres(cfg.url, pgOpts)
     : await openEmbedded(cfg.path, { ...pgOpts, hint: opts.zeroConfig ? '--data DIR' : 'database.path' });
   try {
-    const schemaVersion = await migrate(withoutTimeouts(db));
-    return { db, schemaVersion };
+    if (opts.requireCurrentSchema) {
+      const found = await schemaVersion(db);
+      if (found !== LATEST_SCHEMA_VERSION) {
+        throw new Error(
+          `the metadata database has schema version ${found}, this s3-orchestrator expects ${LATEST_SCHEMA_VERSION}: ` +
+            `run the release that serves this database (its serve applies migrations)`,
+        );
+      }
+      return { db, schemaVersion: found };
+    }
+    const version = await migrate(withoutTimeouts(db));
+    return { db, schemaVersion: version };
   } catch (err) {
     await db.close();
     throw err;

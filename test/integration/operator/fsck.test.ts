@@ -18,6 +18,7 @@ import { hasFindings, runFsck, type FsckReport } from '../../../src/core/fsck.js
 import { runTaskBatch } from '../../../src/core/tasks.js';
 import { createLogger } from '../../../src/log.js';
 import { runFsckCommand } from '../../../src/cli/offline-cmd.js';
+import { freshDatabase } from '../../harness/db.js';
 import { drainCleanup, startTestOrchestrator, TEST_CREDS, type TestOrchestrator } from '../../harness/orchestrator.js';
 
 const log = createLogger({ test: true }, 'error');
@@ -219,6 +220,18 @@ describe('fsck', () => {
       assert.equal(r.code, 2);
       assert.match(r.err, /--grace needs a unit/);
       assert.equal((await cli('--repair')).code, 2);
+      // A database this release did not migrate (here: never migrated) is refused, never migrated by fsck.
+      const empty = await freshDatabase();
+      try {
+        await writeFile(file, config(fs1.root).replace(JSON.stringify(t.db.config.schema), JSON.stringify(empty.config.schema)));
+        r = await cli('--config', file);
+        assert.equal(r.code, 2);
+        assert.match(r.err, /schema version 0, this s3-orchestrator expects \d+: run the release that serves this database/);
+        const tables = await t.orch.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM pg_tables WHERE schemaname = $1`, [empty.config.schema]);
+        assert.equal(tables.rows[0]!.n, 0, 'fsck created nothing');
+      } finally {
+        await empty.drop();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
