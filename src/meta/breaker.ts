@@ -23,10 +23,15 @@ import type pg from 'pg';
 import { DbUnavailableError, isDbUnavailable, type Db, type Queryable, type QueryResult } from './db.js';
 import { isConnectionError } from './engine-pg.js';
 
-/** Whether `err` is an error the server sent (it has a SQLSTATE) and not a connection-level one. */
+/**
+ * Whether `err` is an error the server sent (it has a SQLSTATE) and not a connection-level one. "Too many
+ * connections" counts as an answer: the server is up and the pool's own connections still work (the probe's
+ * extra connection may be the one over `max_connections`).
+ */
 function answeredByServer(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isDbUnavailable(err) && !isConnectionError(err);
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return false;
+  return code === '53300' || (!isDbUnavailable(err) && !isConnectionError(err));
 }
 
 /** Connects, runs `SELECT 1` and closes; rejects with the driver's error. */
@@ -173,6 +178,8 @@ export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
     const now = Date.now();
     if (now - lastProbe < probeIntervalMs) return;
     if (state === 'open') return probe();
+    // While closed, slow statements (lock waits, a busy server) cost at most one probe per suspect period.
+    if (now - lastProbe < suspectAfterMs) return;
     for (const c of calls) {
       if (now - c.started >= suspectAfterMs) return probe();
     }

@@ -188,25 +188,27 @@ describe('database breaker', () => {
     await b.db.close();
   });
 
-  test('a server that answers a probe with an error is there: closed', async () => {
-    const inner = new ScriptedDb();
-    const b = withBreaker(
-      {
-        engine: 'postgres',
-        query: async (t: string) => {
-          if (t === 'SELECT 1') throw Object.assign(new Error('permission denied'), { code: '42501' });
-          return inner.query(t);
-        },
-        exec: async () => {},
-        tx: (fn) => inner.tx(fn),
-        close: async () => {},
-      } as Db,
-      fast,
-    );
-    inner.mode = 'down';
-    await assert.rejects(b.db.query('SELECT x'), unavailable);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(b.status().state, 'closed');
-    await b.db.close();
-  });
+  for (const [code, what] of [['42501', 'permission denied'], ['53300', 'too many connections']]) {
+    test(`a server that answers a probe with an error (${what}) is there: closed`, async () => {
+      const inner = new ScriptedDb();
+      const b = withBreaker(
+        {
+          engine: 'postgres',
+          query: async (t: string) => {
+            if (t === 'SELECT 1') throw Object.assign(new Error(what), { code });
+            return inner.query(t);
+          },
+          exec: async () => {},
+          tx: (fn) => inner.tx(fn),
+          close: async () => {},
+        } as Db,
+        fast,
+      );
+      inner.mode = 'down';
+      await assert.rejects(b.db.query('SELECT x'), unavailable);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(b.status().state, 'closed');
+      await b.db.close();
+    });
+  }
 });
