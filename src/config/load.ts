@@ -133,7 +133,7 @@ export function resolveConfig(raw: unknown, source: string | undefined, env: Env
       admin: { ...adminListen, ...(token !== undefined ? { token } : {}) },
       shutdownTimeoutMs,
       ...(masterKeyFile !== undefined ? { masterKeyFile: path.resolve(cwd, masterKeyFile) } : {}),
-      mode: readMode(c, server.mode),
+      ...readMode(c, server.mode),
     },
     database: readDatabase(c, top.database, cwd),
     placement: readPlacement(c, top.placement),
@@ -304,15 +304,15 @@ function readCount(c: Checker, v: unknown, at: string, min: number, max: number)
   return v;
 }
 
-/** `server.mode`: what this instance runs (default `all`). */
-function readMode(c: Checker, v: unknown): ServerMode {
+/** `server.mode`: what this instance runs (absent: `all`, applied by the orchestrator). */
+function readMode(c: Checker, v: unknown): { mode?: ServerMode } {
   const s = c.string(v, 'server.mode');
-  if (s === undefined) return 'all';
+  if (s === undefined) return {};
   if (s !== 'all' && s !== 'api' && s !== 'worker') {
     c.problem('server.mode', `must be "all", "api" or "worker", got ${JSON.stringify(s)}`);
-    return 'all';
+    return {};
   }
-  return s;
+  return { mode: s };
 }
 
 /** `backends[].zone`: a short label. */
