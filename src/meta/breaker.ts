@@ -186,9 +186,9 @@ export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
   }, Math.max(50, Math.floor(Math.min(probeIntervalMs, suspectAfterMs) / 2)));
   tick.unref();
 
-  /** A failure of a call: connection-level ones make the breaker probe at once. */
+  /** A failure of a call: connection-level ones make the breaker probe at once (at most one probe per interval). */
   const noteFailure = (err: unknown): void => {
-    if (isDbUnavailable(err) && state === 'closed') probe();
+    if (isDbUnavailable(err) && state === 'closed' && Date.now() - lastProbe >= probeIntervalMs) probe();
   };
 
   const refuseIfOpen = (): void => {
