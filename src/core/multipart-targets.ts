@@ -55,10 +55,12 @@ export async function writeQuorumOf(deps: WriteDeps, bucket: string): Promise<nu
  */
 export async function createTargets(deps: WriteDeps, bucket: string, pkey: string, meta: PhysicalMeta): Promise<Target[]> {
   const [{ rows }, plan] = await Promise.all([run<bq.BackendRow>(deps.db, bq.selectBackends()), replicaPlan(deps, deps.db, bucket)]);
-  const candidates = deps.backends.availableFirst(rankForMultipart(rows, deps.backends.names, MIN_PART_SIZE));
+  const roomy = rankForMultipart(rows, deps.backends.names, MIN_PART_SIZE);
+  // A backend whose circuit breaker is open takes no new upload.
+  const candidates = roomy.filter((n) => deps.backends.writable(n));
   if (candidates.length < plan.quorum) {
     throw new CoreError(
-      'InsufficientStorage',
+      candidates.length < roomy.length ? 'ServiceUnavailable' : 'InsufficientStorage',
       candidates.length === 0
         ? 'no backend has room for a multipart upload'
         : `only ${candidates.length} backends have room for a multipart upload; it needs ${plan.quorum}`,

@@ -200,7 +200,10 @@ async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
     run<bq.BackendRow>(deps.db, bq.selectBackends()),
     replicaPlan(deps, deps.db, req.bucket),
   ]);
-  let ranked = deps.backends.availableFirst(rankBackends(rows, deps.backends.names, deps.strategy, req.size));
+  // A backend whose circuit breaker is open takes no new copy: its copies would only be made by repair.
+  const roomy = rankBackends(rows, deps.backends.names, deps.strategy, req.size);
+  const open = roomy.filter((n) => !deps.backends.writable(n));
+  let ranked = roomy.filter((n) => deps.backends.writable(n));
   if (req.prefer?.length) {
     const preferred = ranked.filter((n) => req.prefer!.includes(n));
     ranked = [...preferred, ...ranked.filter((n) => !req.prefer!.includes(n))];
@@ -228,7 +231,7 @@ async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
         return staged;
       }
     }
-    throw new CoreError('InsufficientStorage', `no backend has room for ${req.size} bytes`);
+    throw noRoom(req.size, 0, 1, open);
   }
   await deps.db.tx(async (q) => {
     const tried = new Set<string>();
@@ -245,16 +248,23 @@ async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
       staged.copies.push(backend);
       chosenZones.add(zoneKey(backend, staged.zoneOf(backend)));
     }
-    if (staged.copies.length < quorum) {
-      throw new CoreError(
-        'InsufficientStorage',
-        `${staged.copies.length === 0 ? 'no backend has' : `only ${staged.copies.length} backends have`} room for ${req.size} bytes; ` +
-          `the write needs ${quorum} cop${quorum === 1 ? 'y' : 'ies'} on distinct backends`,
-      );
-    }
+    if (staged.copies.length < quorum) throw noRoom(req.size, staged.copies.length, quorum, open);
   });
   for (const c of staged.copies) staged.tried.add(c);
   return staged;
+}
+
+/**
+ * Why fewer backends than a write needs could take it: 503 when backends with room were left out because
+ * their circuit breaker is open (the condition passes), else 507 (nothing fits).
+ */
+function noRoom(size: number, got: number, needed: number, open: readonly string[]): CoreError {
+  const have = got === 0 ? 'no backend has' : `only ${got} backend${got === 1 ? '' : 's'} have`;
+  const need = `the write needs ${needed} cop${needed === 1 ? 'y' : 'ies'} on distinct backends`;
+  if (open.length > 0) {
+    return new CoreError('ServiceUnavailable', `${have} room for ${size} bytes and a working connection (${open.join(', ')} unavailable); ${need}`);
+  }
+  return new CoreError('InsufficientStorage', `${have} room for ${size} bytes; ${need}`);
 }
 
 /**
