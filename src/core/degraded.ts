@@ -11,10 +11,12 @@
  * 4. the bytes stream with the normal failover between the generation's copies (core/read.ts).
  *
  * What this cannot know (docs/reliability.md, "When the metadata database is down"): whether the newest
- * generation was ever published (a write still pending, or aborted, when the database went away wins over
- * the last acknowledged one), whether the key was deleted by another instance since (its bytes stay until
- * the cleanup runs, which needs the database), tags and stored checksums. Deletes made by this instance are
- * remembered for a while ({@link DegradedReader.noteDeleted}) so that those at least do not come back.
+ * generation was ever published (a write of another instance still pending, or aborted, when the database
+ * went away wins over the last acknowledged one), whether another instance deleted the key (its bytes stay
+ * until the cleanup runs, which needs the database), tags and stored checksums. What this instance did
+ * itself is remembered for a while: the generations its writes produced without an acknowledgement are
+ * skipped ({@link DegradedReader.guardWrite}), and the keys it deleted stay deleted
+ * ({@link DegradedReader.noteDeleted}).
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
