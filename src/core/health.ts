@@ -373,8 +373,12 @@ export class HealthTracker {
     for (const l of this.#listeners) l(snapshot, before);
   }
 
+  /**
+   * An open breaker turns half-open once its cool-down passed, unless a probe is running: the probe is then
+   * the trial, and no client call pays for it (a black-holed provider may hold the probe for its timeout).
+   */
   #cool(e: Entry, now: number): void {
-    if (e.breaker !== 'open' || now < e.coolUntil) return;
+    if (e.breaker !== 'open' || now < e.coolUntil || e.probing) return;
     const before = e.state;
     this.#move(e, 'half_open', now, 'cool-down elapsed');
     this.#end(e, before, now);
@@ -440,12 +444,12 @@ export class HealthTracker {
     const due: string[] = [];
     for (const e of this.#entries.values()) {
       if (e.probing) continue;
-      const halfOpenNow = e.breaker === 'open' && now >= e.coolUntil;
-      this.#cool(e, now);
+      // The cool-down passed: the probe is the trial, and the breaker stays open while it runs.
+      const trial = e.breaker === 'open' && now >= e.coolUntil;
       const healthy = e.state === 'healthy';
       const wait = healthy ? this.#idleProbeMs : this.#retryProbeMs;
       const last = healthy ? e.lastActivity : (e.lastProbe?.at ?? e.since);
-      if (halfOpenNow || now - last >= wait) {
+      if (trial || now - last >= wait) {
         e.probing = true;
         due.push(e.name);
       }

@@ -171,16 +171,24 @@ describe('circuit breaker', () => {
     assert.deepEqual(a.window, { calls: 0, failures: 0 });
   });
 
-  it('open_breakers_are_probed_as_soon_as_the_cool_down_ends', () => {
-    const { c, h } = tracker({ breaker: { failures: 1, cooldownMs: 2_000 }, retryProbeMs: 5_000, idleProbeMs: 60_000 });
+  it('open_breakers_are_probed_as_soon_as_the_cool_down_ends_and_stay_open_while_the_trial_probe_runs', () => {
+    const { c, h, moves } = tracker({ breaker: { failures: 1, cooldownMs: 2_000 }, retryProbeMs: 5_000, idleProbeMs: 60_000 });
     h.recordCall('a', down());
     assert.deepEqual(h.takeDue(), []);
     c.advance(2_000);
     assert.deepEqual(h.takeDue(), ['a'], 'the trial probe');
-    assert.equal(h.breakerState('a'), 'half_open');
+    assert.equal(h.breakerState('a'), 'open', 'no client call takes a trial while the probe is one');
+    c.advance(10_000);
+    assert.equal(h.isAvailable('a'), false, 'a probe held by a silent provider keeps it open');
+    h.recordProbe('a', down());
+    h.probeDone('a');
+    assert.equal(h.breakerState('a'), 'open', 'the failed trial restarted the cool-down');
+    c.advance(2_000);
+    assert.deepEqual(h.takeDue(), ['a']);
     h.recordProbe('a');
     h.probeDone('a');
     assert.equal(h.breakerState('a'), 'closed');
+    assert.deepEqual(moves, ['a:closed->open', 'a:open->half_open', 'a:half_open->closed']);
   });
 
   it('backends_added_and_removed_at_runtime', () => {
