@@ -4,6 +4,8 @@
  * key, a non-empty bucket refused unless forced (then purged by a job), and S3 seeing the changes.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -194,6 +196,23 @@ describe('BucketService', () => {
     } finally {
       g.close();
     }
+  });
+
+  test('examples/scoped-credential.ts makes a bucket and a prefix-confined key, uses it through S3, cleans up', async () => {
+    const run = (...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/scoped-credential.ts', '--server', t.adminUrl, '--token', TOKEN, '--s3', t.endpoint, ...args], {
+        cwd: path.resolve(import.meta.dirname, '../../..'),
+        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      });
+    const { stdout } = await run('example-bucket', 'inbox/');
+    assert.match(stdout, /^created bucket example-bucket\ncreated credential S3O[A-Z2-7]{17}, read-write on example-bucket under "inbox\/"/);
+    assert.match(stdout, /PUT inbox\/hello\.txt: ok\nPUT outside\.txt: AccessDenied\nrevoked S3O[A-Z2-7]{17}\npurging bucket example-bucket \(job \d+\)\n$/);
+    const refused = await run('data', 'x/').then(
+      () => assert.fail('accepted'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /AlreadyExists: bucket "data" already exists/);
   });
 
   test('CLI: admin buckets create/list/get/update/delete, --json and exit codes', async () => {
