@@ -271,7 +271,21 @@ async function planKey(prefix: string, group: Found[]): Promise<KeyPlan> {
   try {
     if (plan.copies.length === 0) throw new Error(`no copy has the ${size} bytes its parts add up to`);
     if (etag === undefined) {
-      etag = await md5Of(plan.copies);
+      // Every copy is read: the ETag becomes what scrub verifies copies against, so it must not come from
+      // a damaged copy. Copies in the minority go; a tie publishes nothing.
+      const sums = await Promise.all(plan.copies.map((c) => md5Of(c).catch(() => undefined)));
+      const votes = new Map<string, number>();
+      for (const m of sums) if (m !== undefined) votes.set(m, (votes.get(m) ?? 0) + 1);
+      const ranked = [...votes.entries()].sort((a, b) => b[1] - a[1]);
+      if (ranked.length === 0) throw new Error('no copy could be read to compute the ETag');
+      if (ranked.length > 1 && ranked[0]![1] === ranked[1]![1]) throw new Error(`its copies hold different bytes (MD5 ${[...votes.keys()].join(', ')})`);
+      etag = ranked[0]![0];
+      const agreeing = plan.copies.filter((_, i) => sums[i] === etag);
+      for (const [i, c] of plan.copies.entries()) {
+        if (sums[i] !== etag && sums[i] !== undefined) plan.drop.push({ found: c, reason: `bytes differ from the other copies (MD5 ${sums[i]})` });
+      }
+      // An unreadable copy stays a copy: scrub will judge it against the ETag.
+      plan.copies = plan.copies.filter((c, i) => sums[i] === undefined || agreeing.includes(c));
       plan.etagComputed = true;
     }
   } catch (err) {
@@ -307,22 +321,14 @@ function chooseSize(newest: readonly Found[], meta: PhysicalMeta): number {
   return [...votes.entries()].sort((a, b) => b[1] - a[1] || b[0] - a[0])[0]![0];
 }
 
-/** The MD5 of a copy's bytes (the first copy that reads to the end), streamed. */
-async function md5Of(copies: readonly Found[]): Promise<string> {
-  let last: unknown;
-  for (const c of copies) {
-    try {
-      const hash = createHash('md5');
-      let n = 0;
-      for await (const chunk of await c.backend.get(c.entry.key)) {
-        hash.update(chunk as Buffer);
-        n += (chunk as Buffer).length;
-      }
-      if (n === c.entry.size) return hash.digest('hex');
-      last = new Error(`${c.backend.name}: ${c.entry.key} read ${n} of ${c.entry.size} bytes`);
-    } catch (err) {
-      last = err;
-    }
+/** The MD5 of a copy's bytes, streamed; rejects when the copy cannot be read to its end. */
+async function md5Of(c: Found): Promise<string> {
+  const hash = createHash('md5');
+  let n = 0;
+  for await (const chunk of await c.backend.get(c.entry.key)) {
+    hash.update(chunk as Buffer);
+    n += (chunk as Buffer).length;
   }
-  throw new Error(`no copy could be read to compute the ETag: ${last instanceof Error ? last.message : String(last)}`);
+  if (n !== c.entry.size) throw new Error(`${c.backend.name}: ${c.entry.key} read ${n} of ${c.entry.size} bytes`);
+  return hash.digest('hex');
 }
