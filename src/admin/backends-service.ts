@@ -98,6 +98,8 @@ export function toWire(v: BackendView): MessageInitShape<typeof ManagedBackendSc
     ...(h ? { healthSince: timestampFromDate(h.since) } : {}),
     createdAt: timestampFromDate(v.createdAt),
     updatedAt: timestampFromDate(v.updatedAt),
+    drainJobId: u64(v.drain?.jobId ?? 0),
+    drainJobState: v.drain?.state ?? '',
   };
 }
 

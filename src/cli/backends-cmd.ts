@@ -149,7 +149,7 @@ function formatOne(b: ManagedBackend): string {
     ['type', typeName(b)],
     ['location', where(b)],
     ...(b.s3 ? ([['access key id', b.s3.accessKeyId], ['path style', b.s3.forcePathStyle ? 'yes' : 'no']] as [string, string][]) : []),
-    ['state', STATE[b.state] ?? '?'],
+    ['state', `${STATE[b.state] ?? '?'}${b.drainJobId > 0n ? ` (drain job ${b.drainJobId}, ${b.drainJobState})` : ''}`],
     ['source', b.configRef ? `${b.source} (${b.configRef})` : b.source],
     ...(b.removalRequestedAt ? ([['removal requested', iso(b.removalRequestedAt)]] as [string, string][]) : []),
     ['quota', Number(b.quotaBytes) === 0 ? 'unlimited' : `${humanBytes(b.quotaBytes)} (${b.quotaBytes} bytes)`],

@@ -69,6 +69,8 @@ export interface BackendView {
   health?: BackendHealth;
   createdAt: Date;
   updatedAt: Date;
+  /** The backend's open drain job (JobService), if any. */
+  drain?: { jobId: number; state: string };
 }
 
 export interface BackendControlDeps {
@@ -137,13 +139,14 @@ export class BackendControl {
   async get(name: string): Promise<BackendView> {
     const r = await this.#row(name);
     if (!r) throw new ControlError('NotFound', `backend ${name} does not exist`);
-    return this.#view(r);
+    return this.#view(r, await this.#drains());
   }
 
   /** Every backend, in placement order; removed ones only when asked. */
   async list(opts: { includeRemoved?: boolean } = {}): Promise<BackendView[]> {
     const { rows } = await run<sq.BackendSettingsRow>(this.#d.db, sq.selectBackendSettings());
-    return rows.filter((r) => opts.includeRemoved || r.state !== 'removed').map((r) => this.#view(r));
+    const drains = await this.#drains();
+    return rows.filter((r) => opts.includeRemoved || r.state !== 'removed').map((r) => this.#view(r, drains));
   }
 
   /**
@@ -212,8 +215,15 @@ export class BackendControl {
     return (await run<sq.BackendSettingsRow>(this.#d.db, sq.selectBackendSettingsByName(name))).rows[0];
   }
 
-  #view(r: sq.BackendSettingsRow): BackendView {
+  /** Open drain jobs by backend. */
+  async #drains(): Promise<Map<string, { jobId: number; state: string }>> {
+    const { rows } = await run<{ id: number; target: string; state: string }>(this.#d.db, sq.selectOpenDrains());
+    return new Map(rows.map((j) => [j.target, { jobId: j.id, state: j.state }]));
+  }
+
+  #view(r: sq.BackendSettingsRow, drains: Map<string, { jobId: number; state: string }>): BackendView {
     const health = this.#d.registry.health?.get(r.name);
+    const drain = drains.get(r.name);
     return {
       name: r.name,
       type: r.type,
@@ -233,6 +243,7 @@ export class BackendControl {
       ...(health ? { health } : {}),
       createdAt: r.created_at,
       updatedAt: r.updated_at,
+      ...(drain ? { drain } : {}),
     };
   }
 

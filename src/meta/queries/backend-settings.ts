@@ -179,3 +179,11 @@ export function markBackendUndeclared(name: string): Sql {
 export function deleteSetting(key: string): Sql {
   return { text: `DELETE FROM settings WHERE key = $1`, values: [key] };
 }
+
+/** The open drain jobs (running, paused or cancelling) by backend (jobs.target). */
+export function selectOpenDrains(): Sql {
+  return {
+    text: `SELECT id, target, state FROM jobs WHERE kind = 'drain' AND state IN ('running', 'paused', 'cancelling')`,
+    values: [],
+  };
+}

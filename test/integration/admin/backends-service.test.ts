@@ -29,6 +29,7 @@ import {
   UpdateBackendRequestSchema,
   UpdateBackendResponseSchema,
 } from '../../../gen/s3o/admin/v1/backends_pb.js';
+import { JobService } from '../../../gen/s3o/admin/v1/jobs_pb.js';
 import { runAdmin } from '../../../src/cli/admin-cmd.js';
 import { drainCleanup, startTestOrchestrator, TEST_CREDS, type TestOrchestrator } from '../../harness/orchestrator.js';
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverInstance } from '../../harness/s3rver.js';
@@ -49,7 +50,16 @@ function sink() {
   return { write: (c: string) => (text += c), get text() { return text; } };
 }
 
+async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('BackendService', () => {
+  let auth: Interceptor;
   let t: TestOrchestrator;
   let extra: S3rverInstance;
   let dir: string;
@@ -60,7 +70,7 @@ describe('BackendService', () => {
     t = await startTestOrchestrator({ s3rvers: 1, fsBackends: 1, quotas: { 's3-1': 1, 'fs-1': 1 } });
     extra = await startS3rver({ buckets: ['extra'] });
     dir = await mkdtemp(path.join(os.tmpdir(), 's3o-api-backend-'));
-    const auth: Interceptor = (next) => (req) => {
+    auth = (next) => (req) => {
       req.header.set('authorization', `Bearer ${TOKEN}`);
       return next(req);
     };
@@ -186,6 +196,17 @@ describe('BackendService', () => {
     await client.updateBackend({ name: 'api-s3', weight: 0 });
     await assert.rejects(put('weight-zero'));
     await client.updateBackend({ name: 'api-s3', weight: 1 });
+
+    // A drain in progress shows in the description (its job is JobService's).
+    const jobs = createClient(JobService, createConnectTransport({ baseUrl: t.adminUrl, httpVersion: '1.1', interceptors: [auth] }));
+    const { job } = await jobs.drainBackend({ backend: 'api-s3' });
+    const draining = (await client.getBackend({ name: 'api-s3' })).backend!;
+    assert.equal(draining.state, BackendState.DRAINING);
+    assert.equal(draining.drainJobId, job!.id);
+    assert.ok(['running', 'paused', 'cancelling'].includes(draining.drainJobState), draining.drainJobState);
+    await jobs.cancelDrain({ backend: 'api-s3' });
+    await until(async () => (await client.getBackend({ name: 'api-s3' })).backend!.drainJobId === 0n);
+    assert.equal((await client.getBackend({ name: 'api-s3' })).backend!.state, BackendState.ACTIVE);
 
     const held = await code(client.removeBackend({ name: 'api-s3' }));
     assert.equal(held.code, Code.FailedPrecondition);
