@@ -131,6 +131,8 @@ export function createMetrics(): Metrics {
       labelNames: ['backend', 'state'] as const,
       registers: [registry],
       collect() {
+        // Reset first: a backend removed at runtime must not keep its last values.
+        this.reset();
         for (const h of health?.() ?? []) {
           for (const state of ['healthy', 'degraded', 'unavailable']) this.set({ backend: h.name, state }, h.state === state ? 1 : 0);
         }
