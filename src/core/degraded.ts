@@ -168,6 +168,18 @@ export class DegradedReader {
   }
 
   /**
+   * Runs a multipart completion whose generation is `versionId` (when known), remembered as unacknowledged
+   * like a write's ({@link guardWrite}): its assembled bytes are not answered before the completion is.
+   */
+  async guardCompletion(versionId: string | undefined, run: () => Promise<ObjectVersion>): Promise<ObjectVersion> {
+    if (versionId !== undefined) this.#remember(this.#unconfirmed, versionId);
+    const v = await run();
+    this.#unconfirmed.delete(v.versionId);
+    this.#deleted.delete(`${v.bucket}/${v.key}`);
+    return v;
+  }
+
+  /**
    * A version the database says is live, read by a statement that began at `readStartedAt` (ms): it is not
    * unconfirmed, and its key is not deleted if the read began after the delete was remembered.
    */

@@ -294,7 +294,13 @@ export class CoreMultipartStore implements MultipartStore {
   }
 
   async completeMultipartUpload(input: CompleteMultipartInput): Promise<ObjectVersion> {
-    return completeUpload(this.#deps, input);
+    // The generation the upload becomes: degraded reads must not answer its assembled bytes before the
+    // completion is acknowledged (core/degraded.ts). A failed look-up fails the completion's own anyway.
+    const pending = await run<mq.UploadRow>(this.#deps.db, mq.selectUpload(input.uploadId, input.bucket, input.key)).then(
+      (r) => r.rows[0]?.version_id,
+      () => undefined,
+    );
+    return this.#objects.guardCompletion(pending, () => completeUpload(this.#deps, input));
   }
 
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {

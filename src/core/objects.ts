@@ -114,6 +114,11 @@ export class CoreObjectStore implements ObjectStore {
     return range ? { version, range, body } : { version, body };
   }
 
+  /** Runs a multipart completion of generation `versionId` so that degraded reads wait for its acknowledgement. */
+  guardCompletion(versionId: string | undefined, complete: () => Promise<ObjectVersion>): Promise<ObjectVersion> {
+    return this.#degraded.guardCompletion(versionId, complete);
+  }
+
   /** Streams an inclusive range of a version from its copies, with failover (UploadPartCopy). */
   openRange(version: ObjectVersion, range: { start: number; end: number }, signal?: AbortSignal): Promise<Readable> {
     return this.#openCopy(version, range, signal);

@@ -229,6 +229,23 @@ describe('DegradedReader over fs backends', () => {
     assert.equal((await reader.headObject('data', key)).versionId, acknowledged.versionId);
   });
 
+  test('a multipart completion not acknowledged: its assembled bytes are not answered', async () => {
+    const key = 'completing';
+    const v1 = newVersionId(Date.now() - 2_000);
+    await store(a, physicalKey('data', key, v1), Buffer.from('before'), { bucket: 'data', key, versionId: v1 });
+    const upload = newVersionId(Date.now() - 1_000); // taken at CreateMultipartUpload
+    const assembled = { bucket: 'data', key, versionId: upload, size: 9, etag: `${'ef'.repeat(16)}-1`, userMeta: {}, tagCount: 0, lastModified: new Date() };
+    await assert.rejects(
+      reader.guardCompletion(upload, async () => {
+        await store(b, physicalKey('data', key, upload), Buffer.from('assembled'), { bucket: 'data', key, versionId: upload, etag: assembled.etag, partSizes: [9] } as PhysicalMeta);
+        throw new CoreError('ServiceUnavailable', 'the publishing commit was lost');
+      }),
+    );
+    assert.equal((await reader.headObject('data', key)).versionId, v1);
+    await reader.guardCompletion(upload, async () => assembled); // a retried Complete publishes it
+    assert.equal((await reader.headObject('data', key)).versionId, upload);
+  });
+
   test('absent everywhere: NoSuchKey; absent on those that answered while one did not: ServiceUnavailable', async () => {
     await assert.rejects(reader.headObject('data', 'nowhere'), (e: unknown) => e instanceof CoreError && e.code === 'NoSuchKey');
     const hanging = new BackendRegistry([a, { ...b, name: 'b', type: 'fs', list: () => new Promise(() => {}) } as unknown as Backend]);
