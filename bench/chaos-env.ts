@@ -218,6 +218,8 @@ export interface ChaosEnvOptions {
   dbTarget: boolean;
   instances: number;
   runDir: string;
+  /** `placement.replicas` (default 1): copies of every version, on distinct backends (3 backends here). */
+  replicas?: number;
 }
 
 export interface ChaosEnv {
@@ -225,6 +227,10 @@ export interface ChaosEnv {
   s3rvers: RestartableS3rver[];
   proxy: BlackholeProxy;
   db: ChaosDb;
+  /** `placement.replicas` of the deployment. */
+  replicas: number;
+  /** Names of the orchestrator's backends (the drain nemesis picks one). */
+  backendNames: string[];
   targets: Target[];
   /** The backends as the orchestrator sees them, reached directly (no proxy), for the stray-bytes check. */
   backends(): Backend[];
@@ -264,7 +270,7 @@ export async function startChaosEnv(opts: ChaosEnvOptions): Promise<ChaosEnv> {
       const config = {
         server: { s3: { listen: `127.0.0.1:${s3Port}` }, admin: { listen: `127.0.0.1:${adminPort}` }, shutdown_timeout: '5s' },
         database: db.config,
-        placement: { strategy: 'spread' },
+        placement: { strategy: 'spread', replicas: opts.replicas ?? 1 },
         backends: [s3('s3-1', proxy.endpoint), s3('s3-2', s3rvers[1]!.endpoint), { name: 'fs-1', type: 'fs', path: fsPath }],
         buckets: [{ name: CHAOS_BUCKET, credentials: [{ access_key_id: CHAOS_CREDS.accessKeyId, secret_access_key: CHAOS_CREDS.secretAccessKey }] }],
         // Short delays so that a run converges within its quiet period; pending writes of a killed
@@ -284,6 +290,8 @@ export async function startChaosEnv(opts: ChaosEnvOptions): Promise<ChaosEnv> {
       s3rvers,
       proxy,
       db,
+      replicas: opts.replicas ?? 1,
+      backendNames: ['s3-1', 's3-2', 'fs-1'],
       targets: instances.map((p) => ({ endpoint: p.endpoint, bucket: CHAOS_BUCKET, region: 'us-east-1', ...CHAOS_CREDS, pathStyle: true })),
       backends: () => [
         ...s3rvers.map((s) => createBackend({ ...s3BackendConfig({ endpoint: s.endpoint, bucket: BACKEND_BUCKET }, s.name), bucket: BACKEND_BUCKET })),

@@ -12,13 +12,21 @@
  *   or a crash (SIGKILL of the postmaster, which the orchestrator's watchdog restarts) of the embedded
  *   one — or frozen (SIGSTOP of all its processes, then SIGCONT).
  *
- * New nemeses (drains, replication faults, clock skew) are one more entry in NEMESES.
+ * - `drain`: a drain of one backend started through the admin API (JobService.DrainBackend on a running
+ *   instance), left to run for 3–8 s, then waited for (up to 45 s) and undone with CancelDrain — which
+ *   cancels a drain still running or makes a drained backend active again — so the backend takes copies
+ *   again.
+ *
+ * New nemeses are one more entry in NEMESES.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport } from '@connectrpc/connect-node';
+import { JobService, JobState } from '../gen/s3o/admin/v1/jobs_pb.js';
 import type { ChaosEnv } from './chaos-env.js';
 
-export type NemesisName = 'kill' | 'backend' | 'blackhole' | 'db';
-export const NEMESIS_NAMES: readonly NemesisName[] = ['kill', 'backend', 'blackhole', 'db'];
+export type NemesisName = 'kill' | 'backend' | 'blackhole' | 'db' | 'drain';
+export const NEMESIS_NAMES: readonly NemesisName[] = ['kill', 'backend', 'blackhole', 'db', 'drain'];
 
 export interface FaultRecord {
   nemesis: NemesisName;
@@ -76,7 +84,50 @@ function signalAll(pids: number[], sig: NodeJS.Signals): void {
   }
 }
 
+/** The JobService of a running instance (a drain call goes to whichever instance is up). */
+function jobService(ctx: NemesisContext) {
+  const up = ctx.env.instances.filter((i) => i.running);
+  const inst = up.length ? pick(ctx, up) : ctx.env.instances[0]!;
+  return createClient(JobService, createConnectTransport({ baseUrl: `http://127.0.0.1:${inst.adminPort}`, httpVersion: '1.1' }));
+}
+
+/** Retries an admin call for up to 60 s (its instance may be restarting under another nemesis). */
+async function adminCall<T>(ctx: NemesisContext, fn: (jobs: ReturnType<typeof jobService>) => Promise<T>): Promise<T> {
+  for (const until = Date.now() + 60_000; ; await sleep(500)) {
+    try {
+      return await fn(jobService(ctx));
+    } catch (err) {
+      const code = ConnectError.from(err).code;
+      if (Date.now() > until || code === Code.FailedPrecondition || code === Code.NotFound || code === Code.InvalidArgument) throw err;
+    }
+  }
+}
+
+const drain: Nemesis = {
+  duration: [3000, 8000],
+  async inject(ctx) {
+    const backend = pick(ctx, ctx.env.backendNames);
+    const { job } = await adminCall(ctx, (jobs) => jobs.drainBackend({ backend }));
+    const id = job!.id;
+    return {
+      what: `drain of ${backend} (job ${id})`,
+      restore: async () => {
+        let last = job!;
+        for (const until = Date.now() + 45_000; Date.now() < until; await sleep(500)) {
+          last = (await adminCall(ctx, (jobs) => jobs.getJob({ id }))).job!;
+          if (last.state !== JobState.RUNNING && last.state !== JobState.CANCELLING) break;
+        }
+        const p = last.progress;
+        const how = `${JobState[last.state].toLowerCase()} after ${p?.itemsDone ?? 0}/${p?.itemsTotal ?? 0} moves${last.message ? `: ${last.message}` : ''}`;
+        await adminCall(ctx, (jobs) => jobs.cancelDrain({ backend }));
+        return `${how}; CancelDrain: ${backend} active again`;
+      },
+    };
+  },
+};
+
 const NEMESES: Record<NemesisName, Nemesis> = {
+  drain,
   kill: {
     duration: [500, 3000],
     async inject(ctx) {

@@ -11,6 +11,7 @@ import { checkHistory, formatResult, type CheckResult } from '../src/check/check
 import { historyToJsonl, type Op } from '../src/check/history.js';
 import { clientFor, Ops } from '../src/check/s3ops.js';
 import { Workload } from '../src/check/workload.js';
+import type { FsckReport } from '../src/core/fsck.js';
 import { checkConvergence, type Convergence } from './chaos-converge.js';
 import { startChaosEnv } from './chaos-env.js';
 import { runNemeses, type FaultRecord, type NemesisName } from './chaos-nemesis.js';
@@ -22,10 +23,17 @@ export interface ChaosOptions {
   keys: number;
   db: 'external' | 'embedded';
   instances: number;
+  /** `placement.replicas` over the 3 backends (default 1). */
+  replicas?: number;
   /** At most this many faults (default: as many as fit in the time). */
   maxFaults?: number;
   /** Each nemesis on its own schedule, so that faults of different kinds overlap (default: one at a time). */
   overlap?: boolean;
+  /**
+   * With `maxFaults`: the load ends 2 s after the last fault is undone (at the latest after `timeMs`), so a
+   * run makes its faults however slowly the instances restart on a loaded machine.
+   */
+  endAfterFaults?: boolean;
   /** Quiet time between faults, ms (default 2–5 s). */
   gap?: [number, number];
   multipart: boolean;
@@ -46,6 +54,7 @@ export interface ChaosResult {
   finalReadsAnswered: boolean;
   convergence: Convergence;
   ops: number;
+  replicas?: number;
   durationMs: number;
   loadavg: string;
   /** Where the logs and the history were kept (undefined when removed). */
@@ -59,8 +68,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log ?? (() => {});
   const started = Date.now();
   const runDir = mkdtempSync(path.join(os.tmpdir(), 's3o-chaos-'));
-  log(`run directory ${runDir}; starting ${opts.instances} orchestrator(s), 2 s3rvers, ${opts.db} PostgreSQL`);
-  const env = await startChaosEnv({ db: opts.db, dbTarget: opts.nemeses.includes('db'), instances: opts.instances, runDir });
+  log(`run directory ${runDir}; starting ${opts.instances} orchestrator(s), 2 s3rvers, ${opts.db} PostgreSQL, replicas ${opts.replicas ?? 1}`);
+  const env = await startChaosEnv({ db: opts.db, dbTarget: opts.nemeses.includes('db'), instances: opts.instances, runDir, replicas: opts.replicas ?? 1 });
   let keep = opts.keep ?? false;
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   let s = seed >>> 0;
@@ -97,6 +106,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         );
       // Overlapping: one schedule per nemesis, side by side, so faults of different kinds coincide.
       faults = opts.overlap ? (await Promise.all(opts.nemeses.map((n) => schedule([n])))).flat().sort((a, b) => a.at - b.at) : await schedule(opts.nemeses);
+      if (opts.endAfterFaults && opts.maxFaults !== undefined) {
+        await sleep(2000);
+        stopLoad.abort();
+      }
     } catch (err) {
       faultError = err;
       faults = (err as { faults?: FaultRecord[] }).faults ?? [];
@@ -126,6 +139,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       finalReadsAnswered,
       convergence,
       ops: w.rec.ops.length,
+      replicas: opts.replicas ?? 1,
       durationMs: Date.now() - started,
       loadavg: readFileSync('/proc/loadavg', 'utf8').trim(),
       ...(keep ? { runDir } : {}),
@@ -153,7 +167,9 @@ export function formatChaos(r: ChaosResult, command: string): string {
     `faults (${r.faults.length}):`,
     ...r.faults.map((f) => `  [${(f.at / 1000).toFixed(1)}–${(f.restoredAt / 1000).toFixed(1)} s] ${f.nemesis}: ${f.what}`),
     `final reads: ${r.finalReadsAnswered ? 'every key answered' : 'SOME KEYS STAYED UNREADABLE'}`,
-    `convergence: ${r.convergence.ok ? `ok (queue drained ${(r.convergence.waitedMs / 1000).toFixed(1)} s after the quiet phase; ledger exact; no stray bytes)` : `FAILED: ${r.convergence.problems.join('; ')}`}`,
+    `convergence: ${r.convergence.ok ? `ok (queue drained ${(r.convergence.waitedMs / 1000).toFixed(1)} s after the quiet phase; ledger exact; no stray bytes; fsck clean)` : `FAILED: ${r.convergence.problems.join('; ')}`}`,
+    `  replicas: ${r.convergence.replicas.versions - r.convergence.replicas.wrong} of ${r.convergence.replicas.versions} live versions at their replica count (${r.replicas ?? 1})`,
+    ...(r.convergence.fsck ? [`  fsck: ${fsckLine(r.convergence.fsck)}`] : []),
     ...r.convergence.deferred.map((d) => `  deferred: ${d}`),
     formatResult(r.check).trimEnd(),
     unknownWrites(r.history),
@@ -168,4 +184,12 @@ function unknownWrites(history: readonly Op[]): string {
   for (const o of history) if (o.seen?.write) seen.add(o.seen.write);
   const unknown = history.filter((o) => o.write && o.outcome === 'unknown');
   return `writes of unknown outcome: ${unknown.length}, of which ${unknown.filter((o) => seen.has(o.write!)).length} were later read (took effect)`;
+}
+
+function fsckLine(f: FsckReport): string {
+  const objects = f.backends.reduce((n, b) => n + b.objects, 0);
+  return (
+    `${objects} physical objects on ${f.backends.length} backends; ${f.orphans.count} orphans, ${f.missing.count} missing, ${f.wrongSize.count} wrong size, ` +
+    `${f.underReplicated.count} under-replicated (${f.repairing} repairing), ${f.backendCounters.count + f.bucketCounters.count} drifted counters, ${f.dismissed} dismissed on re-check`
+  );
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --nemesis kill,backend,blackhole,db --time 120s [--db external|embedded] [--clients 16]
+ * `npm run chaos -- --nemesis kill,backend,blackhole,db,drain --time 120s [--db external|embedded] [--replicas N] [--clients 16]
  *   [--instances N] [--faults N] [--keys 8] [--seed N] [--no-multipart] [--overlap] [--wait-leases] [--keep] [--json FILE]`
  *
  * Starts its own local deployment (orchestrator processes, s3rver backends, PostgreSQL), runs the
@@ -15,8 +15,8 @@ import { formatChaos, runChaos, type ChaosOptions } from './chaos-run.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const USAGE = `usage: npm run chaos -- [--nemesis kill,backend,blackhole,db] [--time 120s] [--db external|embedded]
-         [--instances N] [--clients 16] [--keys 8] [--faults N] [--seed N] [--no-multipart] [--overlap]
+const USAGE = `usage: npm run chaos -- [--nemesis kill,backend,blackhole,db,drain] [--time 120s] [--db external|embedded]
+         [--instances N] [--replicas 1|2|3] [--clients 16] [--keys 8] [--faults N] [--seed N] [--no-multipart] [--overlap]
          [--wait-leases] [--keep] [--json FILE]
 
 Starts a local deployment (orchestrator processes, two s3rvers, an fs backend, PostgreSQL), runs the
@@ -35,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
         db: { type: 'string' },
         clients: { type: 'string' },
         instances: { type: 'string' },
+        replicas: { type: 'string' },
         faults: { type: 'string' },
         keys: { type: 'string' },
         seed: { type: 'string' },
@@ -59,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     .filter(Boolean) as NemesisName[];
   const bad = nemeses.filter((n) => !NEMESIS_NAMES.includes(n));
   if (bad.length) {
-    process.stderr.write(`chaos: unknown nemesis ${bad.join(', ')} (known: ${NEMESIS_NAMES.join(', ')}; drain, replication and clock skew come with those features)\n`);
+    process.stderr.write(`chaos: unknown nemesis ${bad.join(', ')} (known: ${NEMESIS_NAMES.join(', ')})\n`);
     return 2;
   }
   const db = (v['db'] as string | undefined) ?? 'external';
@@ -82,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       keys: int('keys', 8),
       db,
       instances: int('instances', 1),
+      replicas: int('replicas', 1),
       ...(v['faults'] !== undefined ? { maxFaults: int('faults', 0) } : {}),
       ...(v['seed'] !== undefined ? { seed: int('seed', 0) } : {}),
       multipart: !v['no-multipart'],
