@@ -11,6 +11,7 @@ import {
   type ManagedBucketSchema,
   type UpdateBucketRequest,
 } from '../../gen/s3o/admin/v1/buckets_pb.js';
+import { Permission } from '../../gen/s3o/admin/v1/credentials_pb.js';
 import type { BucketManager, ManagedBucket } from '../core/bucket-admin.js';
 import type { CorsRule } from '../core/cors.js';
 import type { Logger } from '../log.js';
@@ -52,7 +53,7 @@ export function bucketToWire(b: ManagedBucket): MessageInitShape<typeof ManagedB
     objectCount: BigInt(Math.max(0, b.objectCount)),
     totalBytes: BigInt(Math.max(0, b.totalBytes)),
     hasUploads: b.hasUploads,
-    grants: b.grants.map((g) => ({ accessKeyId: g.accessKeyId, permission: g.permission, prefix: g.prefix })),
+    grants: b.grants.map((g) => ({ accessKeyId: g.accessKeyId, permission: g.permission === 'read' ? Permission.READ : Permission.READ_WRITE, prefix: g.prefix })),
   };
 }
 

@@ -156,7 +156,7 @@ function formatBuckets(list: ManagedBucket[]): string {
     b.replicas === 0 ? 'default' : String(b.replicas),
     String(b.objectCount),
     humanBytes(b.totalBytes),
-    b.grants.length > 0 ? b.grants.map((g) => `${g.accessKeyId}:${g.permission === 'read' ? 'read' : 'rw'}${g.prefix ? `:${g.prefix}` : ''}`).join(' ') : '-',
+    b.grants.length > 0 ? b.grants.map((g) => `${g.accessKeyId}:${PERM_NAME[g.permission] ?? '?'}${g.prefix ? `:${g.prefix}` : ''}`).join(' ') : '-',
   ]);
   return table(['NAME', 'SOURCE', 'REPLICAS', 'OBJECTS', 'SIZE', 'GRANTS'], rows, [3, 4]);
 }
@@ -172,7 +172,7 @@ function formatBucket(b: ManagedBucket): string {
     ['size', `${humanBytes(b.totalBytes)} (${b.totalBytes} bytes)`],
     ['uploads in progress', b.hasUploads ? 'yes' : 'no'],
     ['cors rules', String(b.corsRules.length)],
-    ['grants', b.grants.length > 0 ? b.grants.map((g) => `${g.accessKeyId}:${g.permission === 'read' ? 'read' : 'rw'}${g.prefix ? `:${g.prefix}` : ''}`).join(' ') : '-'],
+    ['grants', b.grants.length > 0 ? b.grants.map((g) => `${g.accessKeyId}:${PERM_NAME[g.permission] ?? '?'}${g.prefix ? `:${g.prefix}` : ''}`).join(' ') : '-'],
   ]);
 }
 
