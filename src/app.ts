@@ -296,7 +296,16 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
         ...(w.scrubBandwidth !== undefined ? { scrubBandwidth: w.scrubBandwidth } : {}),
       };
       workers = startWorkers(
-        { db, backends: registry, log, metrics, owner: instanceId, replication, ...(opts.clock ? { clock: opts.clock } : {}) },
+        {
+          db,
+          backends: registry,
+          log,
+          metrics,
+          owner: instanceId,
+          replication,
+          ...(opts.clock ? { clock: opts.clock } : {}),
+          ...(config.placement.rebalanceOnAdd ? { rebalanceOnAdd: { strategy: config.placement.strategy, order: () => [...reg.names] } } : {}),
+        },
         config.workers,
         log,
       );

@@ -265,13 +265,16 @@ function readPoolSize(c: Checker, v: unknown): number {
 }
 
 function readPlacement(c: Checker, v: unknown): Config['placement'] {
-  const p = c.mapping(v, 'placement', ['strategy', 'replicas', 'write_quorum']) ?? {};
+  const p = c.mapping(v, 'placement', ['strategy', 'replicas', 'write_quorum', 'rebalance_on_add']) ?? {};
   const replicas = readCount(c, p.replicas, 'placement.replicas', 1, MAX_REPLICAS) ?? 1;
   const writeQuorum = readCount(c, p.write_quorum, 'placement.write_quorum', 1, MAX_REPLICAS);
   if (writeQuorum !== undefined && writeQuorum > replicas) {
     c.problem('placement.write_quorum', `must not exceed placement.replicas (${replicas}), got ${writeQuorum}`);
   }
-  const quorum = writeQuorum !== undefined ? { writeQuorum } : {};
+  const quorum = {
+    ...(writeQuorum !== undefined ? { writeQuorum } : {}),
+    ...(c.bool(p.rebalance_on_add, 'placement.rebalance_on_add') ? { rebalanceOnAdd: true } : {}),
+  };
   const s = c.string(p.strategy, 'placement.strategy');
   if (s === undefined) return { strategy: DEFAULTS.placement, replicas, ...quorum };
   if (s !== 'pack' && s !== 'spread') {

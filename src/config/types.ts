@@ -60,6 +60,11 @@ export interface PlacementConfig {
    * of the bucket's replicas. Capped at the bucket's replicas.
    */
   writeQuorum?: number;
+  /**
+   * `placement.rebalance_on_add`: start a rebalance job (docs/jobs.md) when an active backend that was
+   * never seen before appears (in the file or through the admin API). Default false.
+   */
+  rebalanceOnAdd?: boolean;
 }
 
 interface BackendCommon {

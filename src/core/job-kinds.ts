@@ -17,7 +17,7 @@ import {
 } from './jobs.js';
 import type { PlacementStrategy } from './placement.js';
 import { purgeJob, startBucketPurge } from './purge.js';
-import { applyRebalance, planRebalance, rebalanceJob, type RebalancePlan } from './rebalance.js';
+import { applyRebalance, planRebalance, rebalanceJob, rebalanceOnAdd, type RebalancePlan } from './rebalance.js';
 import type { TaskHandler } from './tasks.js';
 
 /** Every job kind core knows (drain, rebalance, bucket purge). */
@@ -28,8 +28,19 @@ export function jobTaskHandlers(db: Db, log: Logger): TaskHandler[] {
   return [jobPlanHandler(db, JOB_KIND_IMPLS, log)];
 }
 
-/** One step of the jobs worker: settles the jobs with nothing left. Returns how many changed state. */
-export function settleJobs(db: Db, log: Logger): Promise<number> {
+/**
+ * One step of the jobs worker: starts a rebalance when a backend was added and `onAdd` is set
+ * (`placement.rebalance_on_add`), then settles the jobs with nothing left. Returns how many changed state.
+ */
+export async function settleJobs(
+  db: Db,
+  log: Logger,
+  onAdd?: { strategy: PlacementStrategy; order: () => readonly string[] },
+): Promise<number> {
+  if (onAdd) {
+    const job = await rebalanceOnAdd(db, onAdd.order(), onAdd.strategy);
+    if (job) log.info('backend added: rebalance started', { job: job.id, trigger: job.params.trigger });
+  }
   return finishJobs(db, JOB_KIND_IMPLS, log);
 }
 

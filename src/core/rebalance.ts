@@ -270,3 +270,30 @@ export async function applyRebalance(db: Db, order: readonly string[], strategy:
   });
   return (await getJob(db, id))!;
 }
+
+/**
+ * `placement.rebalance_on_add`: starts a rebalance when an active backend appears that was never seen
+ * before (added to the configuration or through the admin API). Every backend name seen is remembered in
+ * the settings row `rebalance.known_backends`, updated under its row lock, so one instance starts the job
+ * once; the first call only records the fleet. A backend made active again after a drain is not new. No
+ * job is started while a rebalance is open (it is replaced by nothing: its targets were computed before
+ * the new backend came, so run another afterwards). Returns the job started, if any.
+ */
+export async function rebalanceOnAdd(db: Db, order: readonly string[], strategy: PlacementStrategy): Promise<JobRecord | undefined> {
+  const id = await db.tx(async (q) => {
+    const rows = (await run<{ name: string; state: string }>(q, jq.backendNames())).rows;
+    const names = rows.map((r) => r.name);
+    if ((await run(q, jq.insertSetting(jq.KNOWN_BACKENDS_KEY, JSON.stringify(names)))).rowCount > 0) return undefined;
+    const stored = (await run<{ value: string }>(q, jq.lockSetting(jq.KNOWN_BACKENDS_KEY))).rows[0]?.value ?? '[]';
+    const known = new Set(JSON.parse(stored) as string[]);
+    const added = rows.filter((r) => !known.has(r.name) && r.state === 'active' && order.includes(r.name)).map((r) => r.name);
+    // Only names the configuration knows are recorded as seen: a row created by another instance ahead
+    // of this one's configuration is seen again once it is configured here.
+    const seen = [...new Set([...known, ...names.filter((n) => order.includes(n))])].sort();
+    if (seen.length !== known.size) await run(q, jq.updateSetting(jq.KNOWN_BACKENDS_KEY, JSON.stringify(seen)));
+    if (added.length === 0 || (await openJob(q, 'rebalance', ''))) return undefined;
+    const job = await createJob(q, 'rebalance', '', { strategy, order: [...order], trigger: `backend added: ${added.join(', ')}` }, 'rebalance_on_add');
+    return job ? Number(job.id) : undefined;
+  });
+  return id === undefined ? undefined : getJob(db, id);
+}

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { BackendRegistry } from '../core/backends.js';
 import { deleteCopyHandler, foldBucketStats } from '../core/copies.js';
 import { jobTaskHandlers, settleJobs } from '../core/job-kinds.js';
+import type { PlacementStrategy } from '../core/placement.js';
 import { replicationTaskHandlers, replicationUpkeep, type ReplicationSettings } from '../core/replication.js';
 import { abortAbandonedUploads, abortStaleWrites, rollBackStuckCompletions } from '../core/sweepers.js';
 import { purgeDeadTasks, systemClock, TaskPool, type Clock, type Db, type TaskHandler } from '../core/tasks.js';
@@ -24,6 +25,8 @@ export interface WorkerDeps {
   clock?: Clock;
   /** Identity of this instance (lease owner of the tasks it runs). */
   owner?: string;
+  /** `placement.rebalance_on_add`: the strategy and placement order a rebalance started on an addition follows. */
+  rebalanceOnAdd?: { strategy: PlacementStrategy; order: () => readonly string[] };
   /** Replication settings (placement.replicas, workers.repair_* and scrub_*); defaults when absent. */
   replication?: Partial<ReplicationSettings>;
 }
@@ -75,7 +78,7 @@ export function startWorkers(deps: WorkerDeps, cfg: WorkersConfig, log: Logger):
   runner.start(sweeper('bucket-stats', async () => ((await foldBucketStats(deps.db, FOLD_BATCH)) === FOLD_BATCH ? 1 : 0)), 5_000);
   runner.start(sweeper('dead-tasks', () => purgeDeadTasks(deps.db, DEAD_TASK_RETENTION_MS, clock)), 3_600_000);
   // Settles jobs with nothing left (done, failed, cancelled, or another planning pass).
-  runner.start(sweeper('jobs', () => settleJobs(deps.db, deps.log)), 1_000);
+  runner.start(sweeper('jobs', () => settleJobs(deps.db, deps.log, deps.rebalanceOnAdd)), 1_000);
   // Replica convergence after a change of the wanted counts, and the scrub tasks queued (cheap, idempotent).
   runner.start(sweeper('replication-upkeep', () => replicationUpkeep(deps, deps.replication)), 60_000);
   return runner;

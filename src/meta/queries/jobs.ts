@@ -330,3 +330,27 @@ export function deleteBucket(bucket: string): Sql {
     values: [bucket],
   };
 }
+
+// --- rebalance when a backend is added ----------------------------------------------------------------
+
+/** The settings row that remembers every backend name seen (placement.rebalance_on_add). */
+export const KNOWN_BACKENDS_KEY = 'rebalance.known_backends';
+
+/** Creates the settings row if absent (no row returned when it existed). */
+export function insertSetting(key: string, value: string): Sql {
+  return { text: `INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING key`, values: [key, value] };
+}
+
+/** A settings row, locked. */
+export function lockSetting(key: string): Sql {
+  return { text: `SELECT value FROM settings WHERE key = $1 FOR UPDATE`, values: [key] };
+}
+
+export function updateSetting(key: string, value: string): Sql {
+  return { text: `UPDATE settings SET value = $2 WHERE key = $1`, values: [key, value] };
+}
+
+/** Every backend row's name and state. */
+export function backendNames(): Sql {
+  return { text: `SELECT name, state FROM backends ORDER BY name`, values: [] };
+}

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { JobControl, settleJobs } from '../../../src/core/job-kinds.js';
 import { CoreMultipartStore, MIN_PART_SIZE } from '../../../src/core/multipart.js';
-import { initialState } from '../../../src/core/rebalance.js';
+import { initialState, rebalanceOnAdd } from '../../../src/core/rebalance.js';
 import { runTaskBatch } from '../../../src/core/tasks.js';
 import { createLogger } from '../../../src/log.js';
 import { taskHandlers } from '../../../src/workers/index.js';
@@ -139,6 +139,24 @@ describe('jobs in core', { skip: hasPostgres ? false : 'PostgreSQL not reachable
     assert.equal(resumed.state, 'running');
     assert.equal(await settle(job.id), 'done');
     await jobs.cancelDrain('fs-2');
+  });
+
+  test('placement.rebalance_on_add: a backend never seen before starts a rebalance, once', async () => {
+    const order = ['fs-1', 'fs-2', 'fs-3'];
+    assert.equal(await rebalanceOnAdd(f.db, order, 'spread'), undefined, 'the first call records the fleet');
+    assert.equal(await rebalanceOnAdd(f.db, order, 'spread'), undefined);
+    await f.db.query(`INSERT INTO backends (name, type, quota_bytes) VALUES ('fs-3', 'fs', 0)`);
+    const job = await rebalanceOnAdd(f.db, order, 'spread');
+    assert.equal(job?.kind, 'rebalance');
+    assert.equal(job?.params.trigger, 'backend added: fs-3');
+    assert.equal(await rebalanceOnAdd(f.db, order, 'spread'), undefined, 'seen now');
+    await jobs.cancel(job!.id);
+    assert.equal(await settle(job!.id), 'cancelled');
+    // Draining and reactivating a known backend is not an addition.
+    await f.db.query(`UPDATE backends SET state = 'draining' WHERE name = 'fs-3'`);
+    await f.db.query(`UPDATE backends SET state = 'active' WHERE name = 'fs-3'`);
+    assert.equal(await rebalanceOnAdd(f.db, order, 'spread'), undefined);
+    await f.db.query(`DELETE FROM backends WHERE name = 'fs-3'`);
   });
 
   test('rebalance targets: spread shares by quota or equally (times weight), pack pours in order', async () => {
