@@ -14,7 +14,7 @@ import { DEFAULT_READ_PRIORITY, DEFAULT_WEIGHT, MAX_WEIGHT, toSettingsInput, typ
 import type { BackendRegistry } from './backends.js';
 import type { ChangeBus } from './changes.js';
 import { ControlError, invalidField, type ProbeFailure } from './control-errors.js';
-import { recordFsIdentities } from './fs-upkeep.js';
+import { identitySettingKey } from './fs-upkeep.js';
 import type { BackendHealth } from './health.js';
 
 /**
@@ -123,11 +123,15 @@ export class BackendControl {
         const res = await run(q, sq.insertApiBackend(input));
         if (res.rowCount === 0) return false;
         await forgetFsIdentity(q, spec.name);
+        // Recorded in the same transaction: an instance loading the backend on the notification already
+        // finds the identity the probe established, and never establishes one of its own.
+        if (backend instanceof FsBackend && backend.identity !== undefined) {
+          await run(q, sq.putSetting(identitySettingKey(spec.name), backend.identity));
+        }
         await this.#d.bus?.notify(q, 'backends', spec.name);
         return true;
       });
       if (!created) throw new ControlError('AlreadyExists', `backend ${spec.name} already exists`);
-      if (backend instanceof FsBackend) await recordFsIdentities(this.#d.db, [backend], this.#d.log);
     } finally {
       await backend.close().catch(() => {});
     }

@@ -187,3 +187,11 @@ export function selectOpenDrains(): Sql {
     values: [],
   };
 }
+
+/** Sets one row of `settings` (an added fs backend's directory identity). */
+export function putSetting(key: string, value: string): Sql {
+  return {
+    text: `INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+    values: [key, value],
+  };
+}

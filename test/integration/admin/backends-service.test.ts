@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -227,6 +227,10 @@ describe('BackendService', () => {
     const again = await client.addBackend({ name: 'api-s3', settings: { case: 'fs', value: { path: path.join(dir, 'again') } } });
     assert.equal(again.backend!.state, BackendState.ACTIVE);
     assert.ok((await readdir(path.join(dir, 'again'))).length > 0, 'the fs root was created (identity)');
+    // The identity the probe established is recorded with the row (not the removed backend's).
+    const idFile = JSON.parse(await readFile(path.join(dir, 'again', '.s3o-backend.json'), 'utf8')) as { id: string };
+    const recorded = await t.orch.db.query<{ value: string }>(`SELECT value FROM settings WHERE key = 'fs_backend_identity.api-s3'`);
+    assert.equal(recorded.rows[0]?.value, idFile.id);
     await client.removeBackend({ name: 'api-s3' });
   });
 
