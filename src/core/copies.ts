@@ -78,6 +78,22 @@ export async function abandonStaged(
 }
 
 /**
+ * Stages a replicated write in one statement: the first `count` active backends of `ranked` with room each
+ * reserve `size` and get a pending copy, with the pending version — only if at least `quorum` have room.
+ * Returns the backends chosen, in `ranked` order (empty: nothing changed).
+ */
+export async function stageReplicated(
+  q: Queryable,
+  staged: Omit<StagedCopy, 'backend'>,
+  ranked: readonly string[],
+  count: number,
+  quorum: number,
+): Promise<string[]> {
+  const { rows } = await run<{ backend: string }>(q, cq.stageReplicated({ ...staged, ranked, count, quorum }));
+  return rows.map((r) => r.backend);
+}
+
+/**
  * Stages one more copy of a version still being written, on `backend` (reservation + pending copy in one
  * statement); false when the backend has no room or the version is no longer pending.
  */

@@ -103,3 +103,22 @@ export function nextTarget(
 export function zoneKey(name: string, zone: string | undefined | null): string {
   return zone ?? `backend:${name}`;
 }
+
+/**
+ * `ranked` reordered so that consecutive backends are in distinct zones while zones remain: zones take
+ * turns (in the order of their best-ranked backend), each giving its next backend in rank order. The first
+ * N of the result are the best-ranked backends spread over as many zones as possible.
+ */
+export function spreadZones(ranked: readonly string[], zoneOf: (name: string) => string | undefined): string[] {
+  const groups = new Map<string, string[]>();
+  for (const n of ranked) {
+    const z = zoneKey(n, zoneOf(n));
+    const g = groups.get(z);
+    if (g) g.push(n);
+    else groups.set(z, [n]);
+  }
+  const out: string[] = [];
+  const lists = [...groups.values()];
+  for (let i = 0; out.length < ranked.length; i++) for (const g of lists) if (i < g.length) out.push(g[i]!);
+  return out;
+}

@@ -17,11 +17,12 @@ import {
   retireLive,
   stageCopy,
   stageExtraCopy,
+  stageReplicated,
   type StagedCopy,
 } from './copies.js';
 import { CoreError } from './errors.js';
 import type { Clock } from './tasks.js';
-import { nextTarget, rankBackends, zoneKey, type PlacementStrategy } from './placement.js';
+import { nextTarget, rankBackends, spreadZones, zoneKey, type PlacementStrategy } from './placement.js';
 import { rowToVersion, type VersionFields } from './rows.js';
 import type { ObjectVersion, WriteConditions } from './types.js';
 
@@ -233,23 +234,10 @@ async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
     }
     throw noRoom(req.size, 0, 1, open);
   }
-  await deps.db.tx(async (q) => {
-    const tried = new Set<string>();
-    const chosenZones = new Set<string>();
-    while (staged.copies.length < replicas) {
-      const backend = nextTarget(ranked, tried, chosenZones, staged.zoneOf);
-      if (backend === undefined) break;
-      tried.add(backend);
-      const ok =
-        staged.copies.length === 0
-          ? await stageCopy(q, { ...first, backend })
-          : await stageExtraCopy(q, { versionId, size: req.size, physicalKey: pkey, backend });
-      if (!ok) continue;
-      staged.copies.push(backend);
-      chosenZones.add(zoneKey(backend, staged.zoneOf(backend)));
-    }
-    if (staged.copies.length < quorum) throw noRoom(req.size, staged.copies.length, quorum, open);
-  });
+  // One statement: the first `replicas` backends with room, spread over zones, or nothing below the quorum.
+  staged.ranked = spreadZones(ranked, staged.zoneOf);
+  staged.copies = await stageReplicated(deps.db, first, staged.ranked, replicas, quorum);
+  if (staged.copies.length === 0) throw noRoom(req.size, ranked.length < quorum ? ranked.length : 0, quorum, open);
   for (const c of staged.copies) staged.tried.add(c);
   return staged;
 }

@@ -371,3 +371,36 @@ export function markVerified(versionIds: readonly string[], backends: readonly s
     values: [versionIds, backends],
   };
 }
+
+/**
+ * Stages a replicated write in ONE statement: among `ranked` (in that order), the first `count` ACTIVE
+ * backends with room for `size` are locked and — only when at least `quorum` of them are — each reserves
+ * `size` bytes and gets a pending copy, with the pending version. Returns the backends of the copies
+ * (none when fewer than `quorum` had room: nothing was changed).
+ */
+export function stageReplicated(v: {
+  versionId: string;
+  bucket: string;
+  key: string;
+  size: number;
+  physicalKey: string;
+  ranked: readonly string[];
+  count: number;
+  quorum: number;
+}): Sql {
+  return {
+    text: `WITH pick AS (SELECT name FROM backends
+                         WHERE name = ANY($6::text[]) AND state = 'active'
+                           AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
+                         ORDER BY array_position($6::text[], name) LIMIT $7 FOR UPDATE),
+                ok AS (SELECT count(*) AS n FROM pick HAVING count(*) >= $8),
+                r AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes + $4
+                      FROM pick WHERE backends.name = pick.name AND EXISTS (SELECT 1 FROM ok) RETURNING backends.name),
+                v AS (INSERT INTO object_versions (version_id, bucket, key, state, size)
+                      SELECT $1, $2, $3, 'pending', $4 WHERE EXISTS (SELECT 1 FROM ok) RETURNING version_id),
+                c AS (INSERT INTO object_copies (version_id, backend, physical_key, size, state)
+                      SELECT v.version_id, r.name, $5, $4, 'pending' FROM r, v RETURNING backend)
+           SELECT backend FROM c ORDER BY array_position($6::text[], backend)`,
+    values: [v.versionId, v.bucket, v.key, v.size, v.physicalKey, v.ranked, v.count, v.quorum],
+  };
+}
