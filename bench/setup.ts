@@ -52,7 +52,8 @@ export interface BenchEnvOptions {
   cpuProfDir?: string;
 }
 
-function startChild(raw: unknown, cpuProfDir: string | undefined): Promise<{ child: OrchestratorChild; s3Port: number; adminPort: number }> {
+/** Forks bench/orchestrator-child.ts with a raw (YAML-shaped) configuration; resolves once it listens. */
+export function startChild(raw: unknown, cpuProfDir: string | undefined): Promise<{ child: OrchestratorChild; s3Port: number; adminPort: number }> {
   const execArgv = ['--import', 'tsx', '--expose-gc'];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   const proc: ChildProcess = fork(CHILD, [JSON.stringify(raw)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
