@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rankBackends, rankForMultipart } from '../../../src/core/placement.js';
+import { nextTarget, rankBackends, rankForMultipart, spreadZones } from '../../../src/core/placement.js';
 import type { BackendRow } from '../../../src/meta/queries/backends.js';
 
 function row(name: string, quota: number, used: number, reserved = 0, state?: BackendRow['state']): BackendRow {
@@ -83,5 +83,21 @@ describe('rankForMultipart', () => {
     const rows = [row('first', 100 * MiB, 94 * MiB), row('second', 100 * MiB, 0)];
     assert.deepEqual(rankBackends(rows, ['first', 'second'], 'pack', 5 * MiB), ['first', 'second']);
     assert.deepEqual(rankForMultipart(rows, ['first', 'second'], 5 * MiB), ['second', 'first']);
+  });
+});
+
+describe('spreadZones / nextTarget', () => {
+  const zones: Record<string, string | undefined> = { a1: 'a', a2: 'a', a3: 'a', b1: 'b', b2: 'b', c1: 'c', n1: undefined };
+  const zoneOf = (n: string) => zones[n];
+  it('zones take turns in the order of their best backend; rank order kept within a zone', () => {
+    assert.deepEqual(spreadZones(['a1', 'a2', 'b1', 'a3', 'c1', 'b2'], zoneOf), ['a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
+  });
+  it('a backend without a zone is a zone of its own', () => {
+    assert.deepEqual(spreadZones(['a1', 'a2', 'n1'], zoneOf), ['a1', 'n1', 'a2']);
+  });
+  it('nextTarget prefers an untried backend in an unused zone, else any untried one', () => {
+    assert.equal(nextTarget(['a1', 'a2', 'b1'], new Set(['a1']), new Set(['a']), zoneOf), 'b1');
+    assert.equal(nextTarget(['a1', 'a2', 'b1'], new Set(['a1', 'b1']), new Set(['a', 'b']), zoneOf), 'a2');
+    assert.equal(nextTarget(['a1'], new Set(['a1']), new Set(), zoneOf), undefined);
   });
 });
