@@ -23,6 +23,7 @@ import { S3RVER_CREDENTIALS, s3BackendConfig, startS3rver, type S3rverInstance }
 import { startBlackholeProxy, type BlackholeProxy } from './chaos-proxy.js';
 
 const BIN = fileURLToPath(new URL('../bin/s3-orchestrator.js', import.meta.url));
+const SKEWABLE = fileURLToPath(new URL('./chaos-serve.ts', import.meta.url));
 export const CHAOS_BUCKET = 'chaos';
 export const CHAOS_CREDS = { accessKeyId: 'AKIACHAOSCHECK000001', secretAccessKey: 'chaos-secret-key-0123456789abcdef' } as const;
 const BACKEND_BUCKET = 'chaos-be';
@@ -52,7 +53,15 @@ export class OrchestratorProcess {
     readonly s3Port: number,
     readonly adminPort: number,
     readonly logFile: string,
+    /** Run bench/chaos-serve.ts (serve with a clock skew read from this file) instead of the CLI. */
+    readonly skewFile?: string,
   ) {}
+
+  /** Skews this instance's task clock (the `clock` nemesis; needs `skewFile`). Kept across restarts. */
+  skew(ms: number): void {
+    if (!this.skewFile) throw new Error(`${this.name} was not started with a settable clock`);
+    writeFileSync(this.skewFile, `${Math.round(ms)}\n`);
+  }
 
   get endpoint(): string {
     return `http://127.0.0.1:${this.s3Port}`;
@@ -68,7 +77,8 @@ export class OrchestratorProcess {
     for (;;) {
       const fd = openSync(this.logFile, 'a');
       writeFileSync(fd, `\n==== ${new Date().toISOString()} start ${this.name} (#${++this.starts})\n`);
-      const child = spawn(process.execPath, [BIN, 'serve', '--config', this.configFile], {
+      const args = this.skewFile ? ['--import', 'tsx', SKEWABLE, '--config', this.configFile, '--skew-file', this.skewFile] : [BIN, 'serve', '--config', this.configFile];
+      const child = spawn(process.execPath, args, {
         stdio: ['ignore', fd, fd],
         env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       });
@@ -220,6 +230,8 @@ export interface ChaosEnvOptions {
   runDir: string;
   /** `placement.replicas` (default 1): copies of every version, on distinct backends (3 backends here). */
   replicas?: number;
+  /** Instances run bench/chaos-serve.ts, whose task clock the `clock` nemesis can skew. */
+  skewable?: boolean;
 }
 
 export interface ChaosEnv {
@@ -279,7 +291,8 @@ export async function startChaosEnv(opts: ChaosEnvOptions): Promise<ChaosEnv> {
       };
       const file = path.join(opts.runDir, `orchestrator-${i}.yaml`);
       writeFileSync(file, JSON.stringify(config, null, 2));
-      instances.push(new OrchestratorProcess(`orchestrator-${i}`, file, s3Port, adminPort, path.join(opts.runDir, `orchestrator-${i}.log`)));
+      const skewFile = opts.skewable ? path.join(opts.runDir, `orchestrator-${i}.skew`) : undefined;
+      instances.push(new OrchestratorProcess(`orchestrator-${i}`, file, s3Port, adminPort, path.join(opts.runDir, `orchestrator-${i}.log`), skewFile));
     }
     // The first start migrates the schema; the others then start side by side.
     await instances[0]!.start();

@@ -17,6 +17,10 @@
  *   cancels a drain still running or makes a drained backend active again — so the backend takes copies
  *   again.
  *
+ * - `clock`: one instance's task clock (leases, heartbeats, janitors, due times; src/core/tasks.ts Clock)
+ *   skewed by ±3–20 s against the others for 5–15 s, then set right (needs --instances 2 or more; the
+ *   instances then run bench/chaos-serve.ts, `serve` with the skew read from a file).
+ *
  * New nemeses are one more entry in NEMESES.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,8 +29,8 @@ import { createConnectTransport } from '@connectrpc/connect-node';
 import { JobService, JobState } from '../gen/s3o/admin/v1/jobs_pb.js';
 import type { ChaosEnv } from './chaos-env.js';
 
-export type NemesisName = 'kill' | 'backend' | 'blackhole' | 'db' | 'drain';
-export const NEMESIS_NAMES: readonly NemesisName[] = ['kill', 'backend', 'blackhole', 'db', 'drain'];
+export type NemesisName = 'kill' | 'backend' | 'blackhole' | 'db' | 'drain' | 'clock';
+export const NEMESIS_NAMES: readonly NemesisName[] = ['kill', 'backend', 'blackhole', 'db', 'drain', 'clock'];
 
 export interface FaultRecord {
   nemesis: NemesisName;
@@ -126,8 +130,20 @@ const drain: Nemesis = {
   },
 };
 
+const clock: Nemesis = {
+  duration: [5000, 15_000],
+  async inject(ctx) {
+    if (ctx.env.instances.length < 2) throw new Error('the clock nemesis skews one instance against others: it needs --instances 2 or more');
+    const inst = pick(ctx, ctx.env.instances);
+    const ms = Math.round((3000 + ctx.rand() * 17_000) * (ctx.rand() < 0.5 ? -1 : 1));
+    inst.skew(ms);
+    return { what: `clock of ${inst.name} skewed ${ms > 0 ? '+' : ''}${(ms / 1000).toFixed(1)} s`, restore: async () => inst.skew(0) };
+  },
+};
+
 const NEMESES: Record<NemesisName, Nemesis> = {
   drain,
+  clock,
   kill: {
     duration: [500, 3000],
     async inject(ctx) {

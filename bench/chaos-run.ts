@@ -69,7 +69,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
   const runDir = mkdtempSync(path.join(os.tmpdir(), 's3o-chaos-'));
   log(`run directory ${runDir}; starting ${opts.instances} orchestrator(s), 2 s3rvers, ${opts.db} PostgreSQL, replicas ${opts.replicas ?? 1}`);
-  const env = await startChaosEnv({ db: opts.db, dbTarget: opts.nemeses.includes('db'), instances: opts.instances, runDir, replicas: opts.replicas ?? 1 });
+  const env = await startChaosEnv({ db: opts.db, dbTarget: opts.nemeses.includes('db'), instances: opts.instances, runDir, replicas: opts.replicas ?? 1, skewable: opts.nemeses.includes('clock') });
   let keep = opts.keep ?? false;
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   let s = seed >>> 0;

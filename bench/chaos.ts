@@ -15,7 +15,7 @@ import { formatChaos, runChaos, type ChaosOptions } from './chaos-run.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const USAGE = `usage: npm run chaos -- [--nemesis kill,backend,blackhole,db,drain] [--time 120s] [--db external|embedded]
+const USAGE = `usage: npm run chaos -- [--nemesis kill,backend,blackhole,db,drain,clock] [--time 120s] [--db external|embedded]
          [--instances N] [--replicas 1|2|3] [--clients 16] [--keys 8] [--faults N] [--seed N] [--no-multipart] [--overlap]
          [--wait-leases] [--keep] [--json FILE]
 
