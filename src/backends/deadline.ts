@@ -69,7 +69,8 @@ function workBeforeAnswer(r: HttpRequestLike): boolean {
  */
 function watch(body: unknown, ms: number, fire: (why: string) => void): () => void {
   const upload = body instanceof ExactLength ? body : undefined;
-  let ended = false;
+  // A body already consumed (nothing more to send) leaves only the answer to wait for.
+  let ended = upload?.readableEnded ?? false;
   let lastBytes = upload?.bytes ?? 0;
   let timer: NodeJS.Timeout;
   const arm = (): void => {

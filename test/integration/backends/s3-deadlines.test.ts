@@ -74,9 +74,13 @@ describe('S3 backend deadlines', () => {
     }
   });
 
-  it('a_small_PUT_fails_within_the_first_byte_timeout_after_its_body', async () => {
-    const { ms } = await failsUnavailable(() => backend.put('small', Readable.from([Buffer.alloc(1024, 1)]), 1024, META));
-    assert.ok(ms >= FIRST_BYTE_MS - 20 && ms < FIRST_BYTE_MS + 600, `took ${ms} ms`);
+  it('small_and_empty_PUTs_fail_within_the_first_byte_timeout_after_their_body', async () => {
+    for (const size of [1024, 0]) {
+      const before = hole.connections;
+      const { ms } = await failsUnavailable(() => backend.put(`small-${size}`, Readable.from(size ? [Buffer.alloc(size, 1)] : []), size, META));
+      assert.ok(ms >= FIRST_BYTE_MS - 20 && ms < FIRST_BYTE_MS + 600, `${size} bytes: took ${ms} ms`);
+      assert.equal(hole.connections - before, 1, `${size} bytes: one attempt`);
+    }
   });
 
   it('a_large_PUT_the_provider_takes_no_byte_of_fails_once_the_connection_is_full', async () => {
