@@ -239,8 +239,17 @@ before(async () => {
   await recordHeads();
   // Both backends hold objects (spread placement).
   const backends = new Set<string>();
-  for (const w of written.values()) if (w.body.length > 0) for (const c of (await t.orch.store.locate('data', w.key)).copies) backends.add(c.backend);
+  const metaOn = new Set<string>();
+  for (const w of written.values()) {
+    if (w.body.length === 0) continue;
+    for (const c of (await t.orch.store.locate('data', w.key)).copies) {
+      backends.add(c.backend);
+      if (Object.keys(w.head!.metadata).length > 0) metaOn.add(c.backend);
+    }
+  }
   assert.deepEqual([...backends].sort(), ['fs-1', 's3-1']);
+  // User metadata travels in the fs sidecar and in the S3 backend's sidecar object: both are exercised.
+  assert.deepEqual([...metaOn].sort(), ['fs-1', 's3-1']);
 });
 
 after(async () => {
