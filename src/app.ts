@@ -24,6 +24,8 @@ import type { WriteDeps } from './core/writes.js';
 import { listBackendRecords, listBucketRecords } from './core/fleet.js';
 import { taskCounts, type Clock } from './core/tasks.js';
 import { JobControl } from './core/job-kinds.js';
+import { UsageMeter } from './core/usage.js';
+import { UsageReports } from './core/usage-report.js';
 import { createLogger, type Logger } from './log.js';
 import type { Db } from './meta/db.js';
 import { withBreaker, type BreakerDb, type BreakerOptions } from './meta/breaker.js';
@@ -132,6 +134,8 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
   });
   const db = dbBreaker.db;
   const changes = new ChangeBus(db, { log: log.child({ component: 'changes' }) });
+  // Monthly usage per backend and bucket: counted in memory, flushed every few seconds (core/usage.ts).
+  const usage = new UsageMeter(db, { instance: instanceId, log: log.child({ component: 'usage' }) });
   // What is running, for the ordered stop below (a failed start stops what it had started).
   let s3: S3Server | undefined;
   let admin: AdminServer | undefined;
@@ -161,6 +165,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     await step('backend fleet', () => fleet?.stop());
     await step('admin server', () => admin?.close());
     await step('backends', () => registry?.close());
+    await step('usage counters', () => usage.stop());
     await step('database', () => db.close());
     log.info('stopped', { ...(drained ?? {}), durationMs: Date.now() - started });
   };
@@ -179,7 +184,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       if (t.to === 'open') log.warn('backend circuit breaker opened: no new writes, read last', fields);
       else log.info(`backend circuit breaker ${t.to === 'closed' ? 'closed' : 'half-open'}`, fields);
     });
-    registry = new BackendRegistry(raw, metrics, health);
+    registry = new BackendRegistry(raw, metrics, health, usage);
     metrics.setBackendHealth(() => health.all());
     progress(`checking ${raw.length} backend${raw.length === 1 ? '' : 's'} (${raw.map((b) => b.name).join(', ')})`);
     await expectFsIdentities(db, fsBackends);
@@ -221,7 +226,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     const store = new CoreObjectStore(writeDeps, tenants, new DegradedReader({ backends: registry, log, metrics }));
     const multipart = new CoreMultipartStore(writeDeps, store);
     progress('starting the S3 and admin listeners');
-    if (mode !== 'worker') s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }) });
+    if (mode !== 'worker') s3 = await startS3Server({ store, multipart, tenants, config: config.server.s3, metrics, log: log.child({ plane: 's3' }), usage });
     const reg = registry;
     metrics.setBackendUsage(async () =>
       (await listBackendRecords(db)).filter((r) => reg.get(r.name)).map((r) => ({ backend: r.name, usedBytes: r.usedBytes })),
@@ -277,6 +282,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
       buckets: new BucketManager(db, changes, (q, bucket) =>
         startBucketPurge(q, bucket, { cleanupDelayMs: config.workers.cleanupDelayMs, createdBy: 'BucketService.DeleteBucket' }),
       ),
+      usage: new UsageReports(db, usage),
       ...(mode === 'worker' ? { rpcs: false } : {}),
       ready: () => readiness(db, health, () => stopping),
     };
@@ -315,6 +321,7 @@ export async function startOrchestrator(config: Config, opts: StartOptions = {})
     const leftoverAge = Math.max(config.workers.staleWriteMs, 10 * 60_000);
     loops.push(startFsSweeps(db, fsBackends, { olderThanMs: leftoverAge, everyMs: FS_SWEEP_EVERY_MS }, log));
     changes.start();
+    usage.start();
     let stopped: Promise<void> | undefined;
     const server = s3;
     const runningFleet = fleet;

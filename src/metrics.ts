@@ -16,6 +16,10 @@ export interface Metrics {
   readonly bytesOut: Counter<'op'>;
   /** Backend call latency by backend, call (put/get/head/delete/copy/list) and outcome (ok/error). */
   readonly backendDuration: Histogram<'backend' | 'call' | 'outcome'>;
+  /** Calls this instance made to each backend's provider, by S3 request class (A, B; core/usage.ts). */
+  readonly backendRequests: Counter<'backend' | 'class'>;
+  /** Bytes this instance streamed to (`in`) and from (`out`) each backend. */
+  readonly backendBytes: Counter<'backend' | 'direction'>;
   /** Tasks run by this instance, by kind and outcome (done/retry/dead/lease_lost). */
   readonly tasks: Counter<'kind' | 'outcome'>;
   /** Tasks in the queue (all instances) by kind and state (queued/active/dead), read at every scrape. */
@@ -90,6 +94,18 @@ export function createMetrics(): Metrics {
       help: 'Backend call latency (until the call resolves; streaming bodies are not included).',
       labelNames: ['backend', 'call', 'outcome'] as const,
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [registry],
+    }),
+    backendRequests: new Counter({
+      name: 's3o_backend_requests_total',
+      help: 'Calls made to each backend provider by this instance, by S3 request class (A: put, copy, list, multipart; B: get, head, delete, check).',
+      labelNames: ['backend', 'class'] as const,
+      registers: [registry],
+    }),
+    backendBytes: new Counter({
+      name: 's3o_backend_bytes_total',
+      help: 'Bytes streamed to (direction="in") and from (direction="out") each backend by this instance.',
+      labelNames: ['backend', 'direction'] as const,
       registers: [registry],
     }),
     tasks: new Counter({

@@ -5,6 +5,7 @@ import type { CopyLocation, ObjectVersion } from '../core/types.js';
 import type { BackendControl } from '../core/backend-control.js';
 import type { BucketManager } from '../core/bucket-admin.js';
 import type { CredentialManager } from '../core/credentials.js';
+import type { UsageReports } from '../core/usage-report.js';
 import type { Logger } from '../log.js';
 
 /** What {@link AdminDeps.status} reports about the running instance. */
@@ -92,6 +93,8 @@ export interface AdminDeps {
   credentials?: CredentialManager;
   /** Managed buckets (BucketService); the service is not served without it. */
   buckets?: BucketManager;
+  /** Usage per backend and bucket (UsageService); the service is not served without it. */
+  usage?: UsageReports;
   /** false: serve no RPC at all, only /healthz, /readyz and /metrics (`server.mode: worker`). */
   rpcs?: boolean;
   /** Served on GET /metrics. */

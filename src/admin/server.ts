@@ -16,6 +16,8 @@ import { CredentialServiceImpl } from './credentials-service.js';
 import type { AdminDeps } from './deps.js';
 import { registerReflection } from './reflection.js';
 import { JobServiceImpl } from './jobs-service.js';
+import { file_s3o_admin_v1_usage, UsageService } from '../../gen/s3o/admin/v1/usage_pb.js';
+import { UsageServiceImpl } from './usage-service.js';
 import { AdminServiceImpl } from './service.js';
 
 /** Where the admin server listens. Port 0 picks a free port. */
@@ -117,12 +119,14 @@ export async function startAdminServer(deps: AdminDeps, opts: AdminListenOptions
     if (deps.backendControl) router.service(BackendService, new BackendServiceImpl(deps.backendControl, deps.log));
     if (deps.credentials) router.service(CredentialService, new CredentialServiceImpl(deps.credentials, deps.log));
     if (deps.buckets) router.service(BucketService, new BucketServiceImpl(deps.buckets, deps.log));
+    if (deps.usage) router.service(UsageService, new UsageServiceImpl(deps.usage, deps.log));
     registerReflection(router, [
       file_s3o_admin_v1_admin,
       ...(deps.jobs ? [file_s3o_admin_v1_jobs] : []),
       ...(deps.backendControl ? [file_s3o_admin_v1_backends] : []),
       ...(deps.credentials ? [file_s3o_admin_v1_credentials] : []),
       ...(deps.buckets ? [file_s3o_admin_v1_buckets] : []),
+      ...(deps.usage ? [file_s3o_admin_v1_usage] : []),
     ]);
   };
   const handler = withProbes(deps, connectNodeAdapter({ routes, interceptors }) as NodeHandler);

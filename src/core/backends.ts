@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Backend, ByteRange, PhysicalMeta } from '../backends/backend.js';
 import type { Metrics } from '../metrics.js';
 import type { HealthTracker } from './health.js';
+import { BACKEND_CALL_CLASS, countReads, type BackendUsageSink } from './usage.js';
 
 /**
  * The configured backends, by name and in config order, each wrapped so every call is timed in
@@ -16,12 +17,15 @@ export class BackendRegistry {
   /** Live health of the backends, fed by every call made through this registry (when given). */
   readonly health: HealthTracker | undefined;
   readonly #metrics: Metrics | undefined;
+  /** Where every call and the bytes it streams are counted (monthly usage, core/usage.ts), when given. */
+  readonly #usage: BackendUsageSink | undefined;
 
-  constructor(backends: readonly Backend[], metrics?: Metrics, health?: HealthTracker) {
+  constructor(backends: readonly Backend[], metrics?: Metrics, health?: HealthTracker, usage?: BackendUsageSink) {
     this.health = health;
     this.#metrics = metrics;
+    this.#usage = usage;
     for (const b of backends) {
-      this.#byName.set(b.name, metrics || health ? instrument(b, metrics, health) : b);
+      this.#byName.set(b.name, metrics || health || usage ? instrument(b, metrics, health, usage) : b);
       this.#order.push(b.name);
     }
   }
@@ -33,7 +37,7 @@ export class BackendRegistry {
    */
   put(b: Backend): Backend | undefined {
     const old = this.#byName.get(b.name);
-    this.#byName.set(b.name, this.#metrics || this.health ? instrument(b, this.#metrics, this.health) : b);
+    this.#byName.set(b.name, this.#metrics || this.health || this.#usage ? instrument(b, this.#metrics, this.health, this.#usage) : b);
     if (!old) this.#order.push(b.name);
     return old;
   }
@@ -129,10 +133,27 @@ export class BackendRegistry {
  */
 const LATENCY_CALLS = new Set(['get', 'head', 'delete', 'list', 'create_multipart', 'abort_multipart']);
 
-function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined): Backend {
+function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | undefined, usage: BackendUsageSink | undefined): Backend {
+  // Usage: one request of the call's class per call, counted when it is sent (a failed call reached the
+  // provider too, or may have); bytes as they flow through the body streams (core/usage.ts).
+  const bytes = (direction: 'in' | 'out', n: number) => {
+    usage?.backendBytes(b.name, direction, n);
+    m?.backendBytes.inc({ backend: b.name, direction }, n);
+  };
+  const sending = <T>(body: Readable, fn: () => Promise<T>): Promise<T> => {
+    const stop = countReads(body, (n) => bytes('in', n));
+    return fn().finally(stop);
+  };
+  const receiving = (stream: Readable): Readable => {
+    countReads(stream, (n) => bytes('out', n));
+    return stream;
+  };
   // `check` is a probe: its callers (the probe loop, the start-up check) report it as one, so it is only
   // timed here, not counted twice.
   const timed = async <T>(call: string, fn: () => Promise<T>, report = true): Promise<T> => {
+    const cls = BACKEND_CALL_CLASS[call] ?? 'B';
+    usage?.backendCall(b.name, cls);
+    m?.backendRequests.inc({ backend: b.name, class: cls });
     const end = m?.backendDuration.startTimer({ backend: b.name, call });
     const started = performance.now();
     try {
@@ -150,8 +171,8 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     name: b.name,
     type: b.type,
     put: (key: string, body: Readable, size: number, meta: PhysicalMeta, signal?: AbortSignal) =>
-      timed('put', () => b.put(key, body, size, meta, signal)),
-    get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', () => b.get(key, range, signal)),
+      timed('put', () => sending(body, () => b.put(key, body, size, meta, signal))),
+    get: (key: string, range?: ByteRange, signal?: AbortSignal) => timed('get', async () => receiving(await b.get(key, range, signal))),
     head: (key: string) => timed('head', () => b.head(key)),
     delete: (key: string) => timed('delete', () => b.delete(key)),
     copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
@@ -160,7 +181,7 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     close: () => b.close(),
     createMultipart: (key: string, meta: PhysicalMeta) => timed('create_multipart', () => b.createMultipart(key, meta)),
     uploadPart: (key: string, uploadId: string, n: number, body: Readable, size: number, signal?: AbortSignal) =>
-      timed('upload_part', () => b.uploadPart(key, uploadId, n, body, size, signal)),
+      timed('upload_part', () => sending(body, () => b.uploadPart(key, uploadId, n, body, size, signal))),
     uploadPartCopy: (key: string, uploadId: string, n: number, src: string, range: ByteRange) =>
       timed('upload_part_copy', () => b.uploadPartCopy(key, uploadId, n, src, range)),
     completeMultipart: (key: string, uploadId: string, parts: readonly { partNumber: number; etag: string }[], meta?: PhysicalMeta) =>

@@ -27,6 +27,8 @@ import { deleteObjectTagging, getObjectTagging, putObjectTagging } from './ops/t
 import { bucketCors, corsResponseHeaders, deleteBucketCors, getBucketCors, preflight, putBucketCors } from './ops/cors.js';
 import { checkRequestHeaders, presignedHead } from './unapplied.js';
 import { authorize } from './access.js';
+import type { BucketUsageSink } from '../core/usage.js';
+import { countBucketRequest } from './usage.js';
 
 /** What the S3 server needs from the rest of the process. */
 export interface S3Deps {
@@ -36,6 +38,8 @@ export interface S3Deps {
   config: S3ServerConfig;
   metrics: Metrics;
   log: Logger;
+  /** Where served requests are counted per bucket (monthly usage; core/usage.ts), when given. */
+  usage?: BucketUsageSink;
 }
 
 /** Throws AccessDenied unless the credential's grants allow the operation (see access.ts). */
@@ -117,6 +121,8 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
     let label = 'Invalid';
     let op: S3Op | undefined;
     let result: S3Result;
+    // Set once the request is authorised for its bucket: only then is it counted for that bucket.
+    let usageBucket: string | undefined;
     try {
       let routeError: unknown;
       try {
@@ -136,6 +142,7 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
       const auth = await verifyRequest(head, lookup, { region: deps.config.region });
       if (op === undefined) throw routeError;
       authorize(auth, op);
+      if ('bucket' in op) usageBucket = op.bucket;
       const ctx: OpContext = {
         store: deps.store,
         multipart: deps.multipart,
@@ -163,7 +170,7 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
       // S3 adds the matching rule's headers to every response of a CORS request, errors included.
       Object.assign(result.headers, corsResponseHeaders(await bucketCors(deps.tenants, op.bucket), origin, req.method));
     }
-    return finishResult(deps, result, requestId, label, started, log, req.rawPath);
+    return finishResult(deps, result, requestId, label, started, log, req.rawPath, usageBucket, req.method);
   };
 }
 
@@ -171,7 +178,17 @@ export function createS3Handler(deps: S3Deps): HttpHandler {
  * Adds the request ids and server name, the metrics callback run once the response is sent, and for a
  * streamed body the clean error sent instead when that body fails before its first byte.
  */
-function finishResult(deps: S3Deps, result: S3Result, requestId: string, label: string, started: bigint, log: Logger, path: string): S3Result {
+function finishResult(
+  deps: S3Deps,
+  result: S3Result,
+  requestId: string,
+  label: string,
+  started: bigint,
+  log: Logger,
+  path: string,
+  usageBucket?: string,
+  method = '',
+): S3Result {
   result.headers['x-amz-request-id'] = requestId;
   result.headers['x-amz-id-2'] = newHostId();
   result.headers['Server'] = 's3-orchestrator';
@@ -182,6 +199,7 @@ function finishResult(deps: S3Deps, result: S3Result, requestId: string, label: 
     m.s3Duration.observe({ op: label }, Number(process.hrtime.bigint() - started) / 1e9);
     if (outcome.bytesIn > 0) m.bytesIn.inc({ op: label }, outcome.bytesIn);
     if (outcome.bytesOut > 0) m.bytesOut.inc({ op: label }, outcome.bytesOut);
+    countBucketRequest(deps.usage, usageBucket, method, label as S3Op['op'], outcome);
   };
   return result;
 }
