@@ -97,6 +97,14 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`chaos: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
+  if (opts.nemeses.includes('clock') && opts.instances < 2) {
+    process.stderr.write('chaos: the clock nemesis skews one instance against others: use --instances 2 or more\n');
+    return 2;
+  }
+  if ((opts.replicas ?? 1) > 3) {
+    process.stderr.write('chaos: --replicas is at most 3 (the deployment has three backends)\n');
+    return 2;
+  }
   const r = await runChaos(opts);
   process.stdout.write(formatChaos(r, command));
   if (typeof v['json'] === 'string') {
