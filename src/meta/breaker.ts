@@ -53,7 +53,7 @@ export type BreakerState = 'closed' | 'open';
 export interface BreakerOptions {
   /** A statement outstanding this long makes the breaker probe the server (ms, default 2000). */
   suspectAfterMs?: number;
-  /** A probe that has not answered within this is a failure (ms, default 2000). */
+  /** A probe that has not answered within this is a failure (ms, default 5000). */
   probeTimeoutMs?: number;
   /** How often an open breaker probes (ms, default 500). */
   probeIntervalMs?: number;
@@ -89,7 +89,9 @@ interface Call {
   abandon(err: DbUnavailableError): void;
 }
 
-const DEFAULTS = { suspectAfterMs: 2_000, probeTimeoutMs: 2_000, probeIntervalMs: 500 };
+// A probe gets 5 s: a server that merely answers slowly (a loaded machine forking a backend for the probe's
+// connection) must not be taken for a dead one — opening cuts short every call in flight.
+const DEFAULTS = { suspectAfterMs: 2_000, probeTimeoutMs: 5_000, probeIntervalMs: 500 };
 
 export function withBreaker(inner: Db, opts: BreakerOptions = {}): BreakerDb {
   const suspectAfterMs = opts.suspectAfterMs ?? DEFAULTS.suspectAfterMs;
