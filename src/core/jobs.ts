@@ -339,7 +339,12 @@ export async function finishJobs(db: Db, kinds: readonly JobKindImpl[], log: Log
         await run(q, jq.transition(id, ['cancelling'], 'cancelled'));
         return 'cancelled';
       }
-      if (!job.planned || live > 0) return undefined;
+      if (live > 0) return undefined;
+      if (!job.planned && (c?.dead ?? 0) === 0) {
+        // Planning is not finished and no planner is queued or running (it was lost): queue it again.
+        await enqueuePlanner(q, id);
+        return undefined;
+      }
       if ((c?.dead ?? 0) > 0) {
         const msg = `${c!.dead} task(s) failed for good${c?.last_error ? `; last error: ${c.last_error}` : ''}; ResumeJob retries them`;
         await run(q, jq.transition(id, ['running'], 'failed', msg));
