@@ -184,7 +184,12 @@ async function ttfb(client: S3Client, t: Target, key: string, size: number): Pro
  */
 async function putTwoCopies(env: ReplicationEnv, client: S3Client, key: string, size: number): Promise<void> {
   for (let attempt = 1; attempt <= 5; attempt++) {
-    await putStream(client, env.r2, key, size);
+    try {
+      await putStream(client, env.r2, key, size);
+    } catch (err) {
+      log(`PUT ${key} failed (${(err as Error).message}); again`);
+      continue;
+    }
     if ((await env.liveCopies(env.r2.bucket, key)) === 2) return;
     log(`${key} has fewer than 2 copies after PUT ${attempt}; again`);
   }
@@ -287,6 +292,7 @@ async function stallRound(env: ReplicationEnv, client: S3Client, key: string, si
 /** Section 4: alternating control and kill rounds. */
 async function stall(env: ReplicationEnv, opts: Options, client: S3Client): Promise<StallRound[]> {
   const key = 'stall';
+  await env.waitHealthy(env.backends[0].name);
   await putTwoCopies(env, client, key, opts.stallSize);
   const out: StallRound[] = [];
   for (let r = 0; r < opts.stallRounds; r++) {
