@@ -5,7 +5,11 @@ import { LATEST_SCHEMA_VERSION, migrate } from '../../../src/meta/migrate.js';
 import { openDatabase } from '../../../src/meta/open.js';
 import { engines, freshDatabase } from '../../harness/db.js';
 
-const TABLES = ['backends', 'bucket_grants', 'bucket_stat_deltas', 'bucket_stats', 'buckets', 'credentials', 'multipart_parts', 'multipart_uploads', 'object_copies', 'object_versions', 'schema_version', 'settings', 'tasks'];
+const TABLES = [
+  'backends', 'bucket_grants', 'bucket_stat_deltas', 'bucket_stats', 'buckets', 'credentials', 'jobs', 'multipart_part_replicas',
+  'multipart_parts', 'multipart_replicas', 'multipart_uploads', 'object_copies', 'object_versions', 'schema_version', 'settings', 'tasks',
+  'usage_flushes', 'usage_monthly',
+];
 
 for (const engine of await engines()) {
   describe(`migrations on ${engine}`, () => {

@@ -153,13 +153,23 @@ describe('zeroConfig', () => {
         lockTimeoutMs: 10_000,
         connectTimeoutMs: 10_000,
       },
-      placement: { strategy: 'pack' },
+      placement: { strategy: 'pack', replicas: 1 },
       backends: [
         { name: 'local1', type: 'fs', path: path.join(root, 'backends', 'local1'), quotaBytes: 0 },
         { name: 'local2', type: 'fs', path: path.join(root, 'backends', 'local2'), quotaBytes: 0 },
       ],
       buckets: [],
-      workers: { cleanupIntervalMs: 1000, cleanupDelayMs: 30_000, staleWriteMs: 600_000, abandonedUploadMs: 604_800_000 },
+      workers: {
+        cleanupIntervalMs: 1000,
+        cleanupDelayMs: 30_000,
+        staleWriteMs: 600_000,
+        abandonedUploadMs: 604_800_000,
+        repairBandwidth: 0,
+        scrubIntervalMs: 604_800_000,
+        scrubRate: 10,
+        scrubDeepIntervalMs: 2_592_000_000,
+        scrubBandwidth: 10_485_760,
+      },
       demo: true,
     });
     assert.equal(c.source, undefined);

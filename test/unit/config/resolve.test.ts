@@ -42,7 +42,7 @@ describe('defaults', () => {
         shutdownTimeoutMs: 30_000,
       },
       database: { path: '/srv/data/pg', schema: 'public', poolSize: 20, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, connectTimeoutMs: 10_000 },
-      placement: { strategy: 'pack' },
+      placement: { strategy: 'pack', replicas: 1 },
       backends: [{ name: 'disk', type: 'fs', path: '/srv/rel/disk', quotaBytes: 0, readPriority: 0 }],
       buckets: [],
       workers: {
