@@ -45,6 +45,8 @@ export interface NemesisContext {
   now(): number;
   rand(): number;
   log(line: string): void;
+  /** Resolves once the load has done enough work since the last fault was undone (before the next gap). */
+  settle?(): Promise<void>;
 }
 
 interface Injected {
@@ -224,6 +226,7 @@ export async function runNemeses(ctx: NemesisContext, opts: ScheduleOptions): Pr
   for (let i = 0; opts.nemeses.length > 0 && (opts.maxFaults === undefined || done.length < opts.maxFaults); i++) {
     const name = opts.nemeses[i % opts.nemeses.length]!;
     const n = NEMESES[name];
+    await ctx.settle?.();
     const gap = opts.gap[0] + ctx.rand() * (opts.gap[1] - opts.gap[0]);
     if (Date.now() + gap + n.duration[0] > opts.until) break;
     await sleep(gap);

@@ -34,6 +34,12 @@ export interface ChaosOptions {
    * run makes its faults however slowly the instances restart on a loaded machine.
    */
   endAfterFaults?: boolean;
+  /**
+   * Before each gap between faults, wait (at most 60 s) until this many writes were acknowledged since the
+   * last fault was undone, so that a slow restart on a loaded machine does not leave the load nothing to do
+   * between faults (default 0).
+   */
+  okWritesBetweenFaults?: number;
   /** Quiet time between faults, ms (default 2–5 s). */
   gap?: [number, number];
   multipart: boolean;
@@ -101,7 +107,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     try {
       const schedule = (nemeses: NemesisName[]) =>
         runNemeses(
-          { env, now: () => w.rec.now(), rand, log },
+          { env, now: () => w.rec.now(), rand, log, settle: () => acknowledged(w, opts.okWritesBetweenFaults ?? 0, stopLoad.signal) },
           { nemeses, until: Date.now() + opts.timeMs - 1000, gap: opts.gap ?? [2000, 5000], ...(opts.maxFaults !== undefined ? { maxFaults: opts.maxFaults } : {}) },
         );
       // Overlapping: one schedule per nemesis, side by side, so faults of different kinds coincide.
@@ -192,4 +198,11 @@ function fsckLine(f: FsckReport): string {
     `${objects} physical objects on ${f.backends.length} backends; ${f.orphans.count} orphans, ${f.missing.count} missing, ${f.wrongSize.count} wrong size, ` +
     `${f.underReplicated.count} under-replicated (${f.repairing} repairing), ${f.backendCounters.count + f.bucketCounters.count} drifted counters, ${f.dismissed} dismissed on re-check`
   );
+}
+
+/** Waits (at most 60 s, or until the load stops) until `n` more writes have been acknowledged. */
+async function acknowledged(w: Workload, n: number, stop: AbortSignal): Promise<void> {
+  const count = () => w.rec.ops.reduce((k, o) => k + (o.write && o.outcome === 'ok' ? 1 : 0), 0);
+  const want = count() + n;
+  for (const until = Date.now() + 60_000; n > 0 && count() < want && Date.now() < until && !stop.aborted; ) await sleep(250);
 }
