@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { isJobsCommand, runJobsAdmin } from './jobs-cmd.js';
 import { isBackendsCommand, runBackendsAdmin } from './backends-cmd.js';
 import { isTenantsCommand, runTenantsAdmin } from './tenants-cmd.js';
+import { isUsageCommand, runUsageAdmin } from './usage-cmd.js';
 import { toJson, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
@@ -52,6 +53,8 @@ commands:
   jobs list|get|watch|cancel|pause|resume, backends drain|cancel-drain NAME [--wait],
   rebalance plan|apply [--wait]
                          jobs, drains and rebalances (admin jobs --help)
+  usage [--backend X] [--bucket Y] [--month YYYY-MM]
+                         requests by class and bytes in/out per month (admin usage --help)
 
 flags:
   --server URL           admin endpoint (default ${DEFAULT_ADMIN_URL})
@@ -271,6 +274,8 @@ export async function runAdmin(
   if (isBackendsCommand(args)) return runBackendsAdmin(args, out, err, env);
   // Credentials and managed buckets (create, list, get, update, revoke/delete): src/cli/tenants-cmd.ts.
   if (isTenantsCommand(args)) return runTenantsAdmin(args, out, err, env);
+  // Usage per backend and bucket: src/cli/usage-cmd.ts.
+  if (isUsageCommand(args)) return runUsageAdmin(args, out, err, env);
   let parsed;
   try {
     parsed = parseArgs({
