@@ -101,6 +101,8 @@ describe('drain across a SIGKILL', { skip: hasPostgres ? false : 'PostgreSQL not
     t.diagnostic(`objects written in ${Date.now() - t0} ms`);
     const jobs = createClient(JobService, createConnectTransport({ baseUrl: `http://127.0.0.1:${proc.adminPort}`, httpVersion: '1.1' }));
     const auth = { headers: new Headers({ authorization: `Bearer ${ADMIN_TOKEN}` }) };
+    // Under load a write may have failed over to the next backend: the drain moves what s3-1 holds.
+    const { rows: held } = await sql.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM object_copies WHERE backend = 's3-1'`);
     const { job } = await jobs.drainBackend({ backend: 's3-1' }, auth);
 
     // Kill once some copies have moved and most have not.
@@ -127,7 +129,8 @@ describe('drain across a SIGKILL', { skip: hasPostgres ? false : 'PostgreSQL not
     const done = await waitJob(jobs2, job!.id, auth, 90_000);
     t.diagnostic(`drain done at ${Date.now() - t0} ms`);
     assert.equal(done.state, JobState.DONE, done.message);
-    assert.ok(done.progress!.itemsDone >= BigInt(keys.length), `${done.progress!.itemsDone} moved`);
+    assert.ok(Number(held[0]!.n) > keys.length / 2, `${held[0]!.n} copies on s3-1`);
+    assert.ok(done.progress!.itemsDone >= BigInt(held[0]!.n), `${done.progress!.itemsDone} moved of ${held[0]!.n}`);
     const { rows: left } = await sql.query<{ n: number }>(`SELECT count(*) AS n FROM object_copies WHERE backend = 's3-1'`);
     assert.equal(Number(left[0]!.n), 0);
 

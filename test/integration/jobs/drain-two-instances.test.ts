@@ -36,15 +36,19 @@ describe('a drain shared by two instances', { skip: hasPostgres ? false : 'Postg
 
   test('both instances move copies; none is moved twice', async () => {
     const [a, b] = f.orchs as [Orchestrator, Orchestrator];
+    // pack puts every object on s3-1, unless a write failed over to the next backend under load.
+    const { rows: held } = await a.db.query<{ n: number }>(`SELECT count(*)::int8 AS n FROM object_copies WHERE backend = 's3-1'`);
+    const moved = Number(held[0]!.n);
+    assert.ok(moved > keys.length / 2);
     const { job } = await f.jobs(0).drainBackend({ backend: 's3-1' }, f.auth);
     // Started on A, watched through B: the job lives in the database.
     const done = await waitJob(f.jobs(1), job!.id, f.auth, 60_000);
     assert.equal(done.state, JobState.DONE, done.message);
-    assert.equal(done.progress!.itemsDone, BigInt(keys.length));
+    assert.equal(done.progress!.itemsDone, BigInt(moved));
 
     const [ma, mb] = [await moves(a), await moves(b)];
     assert.ok((ma.done ?? 0) > 0 && (mb.done ?? 0) > 0, `both instances moved copies (A ${ma.done}, B ${mb.done})`);
-    assert.equal((ma.done ?? 0) + (mb.done ?? 0), keys.length, 'each version moved exactly once');
+    assert.equal((ma.done ?? 0) + (mb.done ?? 0), moved, 'each version moved exactly once');
     assert.equal((ma.lease_lost ?? 0) + (mb.lease_lost ?? 0), 0);
     // Each version has exactly one copy, off s3-1; its bytes are intact through either instance.
     const { rows } = await a.db.query<{ n: number; off: number }>(
