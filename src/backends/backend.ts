@@ -36,6 +36,16 @@ export interface ByteRange {
   end: number;
 }
 
+/** An object another backend may copy server-side (see {@link Backend.copySource}). */
+export interface CopySource {
+  /** The provider endpoint and the account's access key: a server-side copy needs both to match. */
+  endpoint: string;
+  accessKeyId: string;
+  bucket: string;
+  /** The provider key (prefix included). */
+  key: string;
+}
+
 /** One entry of {@link Backend.list}. */
 export interface BackendListEntry {
   key: string;
@@ -94,6 +104,16 @@ export interface Backend {
   delete(key: string): Promise<void>;
   /** Server-side copy inside this backend (no bytes through the orchestrator). */
   copy(srcKey: string, dstKey: string, meta: PhysicalMeta): Promise<void>;
+  /**
+   * Where another backend of the same provider account could copy `key` from server-side (S3 backends);
+   * undefined when this backend cannot be a copy source.
+   */
+  copySource?(key: string): CopySource | undefined;
+  /**
+   * Server-side copy from another backend of the same provider account and endpoint into `dstKey`; false
+   * (nothing done) when `src` is not reachable that way — then the bytes must be streamed.
+   */
+  copyFrom?(src: CopySource, dstKey: string, meta: PhysicalMeta, size: number): Promise<boolean>;
   /** Lists physical keys under a prefix, in key order, after `startAfter`. */
   list(prefix: string, opts?: { startAfter?: string; limit?: number }): Promise<{ entries: BackendListEntry[]; truncated: boolean }>;
   /** Verifies at start-up that the backend is reachable and writable (bucket exists, directory writable). */

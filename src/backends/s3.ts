@@ -27,6 +27,7 @@ import {
   type Backend,
   type BackendListEntry,
   type ByteRange,
+  type CopySource,
   type PhysicalMeta,
 } from './backend.js';
 import {
@@ -72,6 +73,9 @@ export const S3_TIMEOUT_DEFAULTS = { connectMs: 5_000, firstByteMs: 15_000 } as 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /** Percent-encodes each key segment for x-amz-copy-source, keeping the '/' separators. */
+/** S3's limit on one CopyObject. */
+const MAX_COPY_OBJECT_BYTES = 5 * 1024 ** 3;
+
 function encodeCopySource(bucket: string, key: string): string {
   return `${encodeURIComponent(bucket)}/${key.split('/').map(encodeURIComponent).join('/')}`;
 }
@@ -168,6 +172,7 @@ export class S3Backend implements Backend {
   private partCopyUnsupported = false;
   /** Set once the provider answered AbortMultipartUpload with "not implemented". */
   private abortUnsupported = false;
+  private readonly accessKeyId: string;
 
   constructor(cfg: S3BackendConfig, opts: S3BackendOptions = {}) {
     this.name = cfg.name;
@@ -175,6 +180,7 @@ export class S3Backend implements Backend {
     this.bucket = cfg.bucket;
     this.prefix = cfg.prefix;
     this.endpoint = cfg.endpoint ?? `https://s3.${cfg.region}.amazonaws.com`;
+    this.accessKeyId = cfg.accessKeyId;
     const agentOpts = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: opts.maxSockets ?? 128 };
     const deadlines = {
       connectMs: cfg.connectTimeoutMs ?? opts.connectionTimeoutMs ?? S3_TIMEOUT_DEFAULTS.connectMs,
@@ -383,6 +389,36 @@ export class S3Backend implements Backend {
       await this.client.send(cmd);
     } catch (err) {
       throw this.fail(err, `copy ${srcKey} -> ${dstKey}`);
+    }
+  }
+
+  copySource(key: string): CopySource {
+    return { endpoint: this.endpoint, accessKeyId: this.accessKeyId, bucket: this.bucket, key: this.physical(key) };
+  }
+
+  /**
+   * CopyObject from another bucket of the same account and endpoint (repair and moves between two backends
+   * that are buckets of one provider account): no byte passes through the orchestrator. Objects over 5 GiB
+   * (CopyObject's limit) and sources elsewhere are refused with false.
+   */
+  async copyFrom(src: CopySource, dstKey: string, meta: PhysicalMeta, size: number): Promise<boolean> {
+    if (src.endpoint !== this.endpoint || src.accessKeyId !== this.accessKeyId || size > MAX_COPY_OBJECT_BYTES) return false;
+    const { native, metadata, headers, sidecar } = this.metaInput(meta);
+    if (sidecar) await this.putSidecar(dstKey, meta);
+    try {
+      const cmd = new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: this.physical(dstKey),
+        CopySource: encodeCopySource(src.bucket, src.key),
+        MetadataDirective: 'REPLACE',
+        ...native,
+        Metadata: metadata,
+      });
+      cmd.middlewareStack.add(rawHeaders(headers) as never, { step: 'build', name: 's3oRawHeaders' });
+      await this.client.send(cmd);
+      return true;
+    } catch (err) {
+      throw this.fail(err, `copy ${src.bucket}/${src.key} -> ${dstKey}`);
     }
   }
 

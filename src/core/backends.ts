@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Backend, ByteRange, PhysicalMeta } from '../backends/backend.js';
+import type { Backend, ByteRange, CopySource, PhysicalMeta } from '../backends/backend.js';
 import type { Metrics } from '../metrics.js';
 import type { HealthTracker } from './health.js';
 import { BACKEND_CALL_CLASS, countReads, type BackendUsageSink } from './usage.js';
@@ -176,6 +176,10 @@ function instrument(b: Backend, m: Metrics | undefined, health: HealthTracker | 
     head: (key: string) => timed('head', () => b.head(key)),
     delete: (key: string) => timed('delete', () => b.delete(key)),
     copy: (src: string, dst: string, meta: PhysicalMeta) => timed('copy', () => b.copy(src, dst, meta)),
+    ...(b.copySource ? { copySource: (key: string) => b.copySource!(key) } : {}),
+    ...(b.copyFrom
+      ? { copyFrom: (src: CopySource, dst: string, meta: PhysicalMeta, size: number) => timed('copy', () => b.copyFrom!(src, dst, meta, size)) }
+      : {}),
     list: (prefix: string, opts?: { startAfter?: string; limit?: number }) => timed('list', () => b.list(prefix, opts)),
     check: () => timed('check', () => b.check(), false),
     close: () => b.close(),

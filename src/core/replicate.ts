@@ -17,7 +17,7 @@
  * and settles its reservation (meta/queries/copies.ts retireLive).
  */
 import { Readable } from 'node:stream';
-import { BackendError, type PhysicalMeta } from '../backends/backend.js';
+import { BackendError, type Backend, type PhysicalMeta } from '../backends/backend.js';
 import { copyKey } from '../backends/layout.js';
 import type { Db, Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
@@ -226,6 +226,17 @@ async function transfer(deps: ReplicationDeps, task: Task, ctx: TaskContext, r: 
   }, 10_000);
   beat.unref();
   try {
+    const meta: PhysicalMeta = {
+      bucket: version.bucket,
+      key: version.key,
+      versionId: version.versionId,
+      etag: version.etag,
+      ...pickHeaders(version),
+      // Stored with the bytes, so a rebuild from the backends recovers them from any copy.
+      userMeta: version.userMeta,
+      ...(r.partSizes ? { partSizes: r.partSizes } : {}),
+    };
+    if (await copyServerSide(deps, version.size, rotated, backend, dest.physicalKey, meta)) return;
     let body: Readable = Readable.from([]);
     if (version.size > 0) {
       const readable: ReadableCopy[] = rotated.map((c) => ({
@@ -249,16 +260,6 @@ async function transfer(deps: ReplicationDeps, task: Task, ctx: TaskContext, r: 
     if (paced !== body) body.on('error', (err) => paced.destroy(err));
     paced.on('error', (err) => check.destroy(err));
     paced.pipe(check);
-    const meta: PhysicalMeta = {
-      bucket: version.bucket,
-      key: version.key,
-      versionId: version.versionId,
-      etag: version.etag,
-      ...pickHeaders(version),
-      // Stored with the bytes, so a rebuild from the backends recovers them from any copy.
-      userMeta: version.userMeta,
-      ...(r.partSizes ? { partSizes: r.partSizes } : {}),
-    };
     try {
       await backend.put(dest.physicalKey, check, version.size, meta, lost.signal);
     } catch (err) {
@@ -274,6 +275,39 @@ async function transfer(deps: ReplicationDeps, task: Task, ctx: TaskContext, r: 
   } finally {
     clearInterval(beat);
   }
+}
+
+/**
+ * Copies the version provider-side when a source copy is in a bucket of the same provider account and
+ * endpoint as the destination (two backends that are buckets of one account): no byte passes through the
+ * orchestrator, and the result is checked by its size. False when no source qualifies or the provider
+ * refused (the caller then streams).
+ */
+async function copyServerSide(
+  deps: ReplicationDeps,
+  size: number,
+  sources: readonly rq.ReplicaRow[],
+  dest: Backend,
+  dstKey: string,
+  meta: PhysicalMeta,
+): Promise<boolean> {
+  if (!dest.copyFrom) return false;
+  for (const s of sources) {
+    const src = deps.backends.get(s.backend)?.copySource?.(s.physical_key);
+    if (!src) continue;
+    try {
+      if (!(await dest.copyFrom(src, dstKey, meta, size))) continue;
+      const head = await dest.head(dstKey);
+      if (head?.size === size) {
+        deps.metrics?.repairBytes.inc(size);
+        return true;
+      }
+      deps.log.warn('server-side copy has the wrong size; streaming instead', { from: s.backend, to: dest.name, size: head?.size, want: size });
+    } catch (err) {
+      deps.log.warn('server-side copy failed; streaming instead', { from: s.backend, to: dest.name, err });
+    }
+  }
+  return false;
 }
 
 function pickHeaders(v: ObjectVersion): Partial<PhysicalMeta> {
