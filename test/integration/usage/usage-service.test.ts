@@ -19,10 +19,17 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary, type MessageShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-node';
 import { FieldViolationSchema } from '../../../gen/s3o/admin/v1/backends_pb.js';
-import { UsageService, type UsageEntry } from '../../../gen/s3o/admin/v1/usage_pb.js';
+import {
+  GetUsageRequestSchema,
+  GetUsageResponseSchema,
+  UsageService,
+  type UsageEntry,
+} from '../../../gen/s3o/admin/v1/usage_pb.js';
 import { startOrchestrator } from '../../../src/app.js';
 import { runAdmin } from '../../../src/cli/admin-cmd.js';
 import { monthStart } from '../../../src/core/usage.js';
@@ -208,6 +215,40 @@ describe('UsageService', () => {
     }
     const unauth = createClient(UsageService, createConnectTransport({ baseUrl: t.adminUrl, httpVersion: '1.1' }));
     assert.equal((await failure(unauth.getUsage({}))).code, Code.Unauthenticated);
+  });
+
+  test('gRPC (@grpc/grpc-js): GetUsage and its INVALID_ARGUMENT', async () => {
+    type Res = MessageShape<typeof GetUsageResponseSchema>;
+    const Ctor = grpc.makeGenericClientConstructor(
+      {
+        GetUsage: {
+          path: '/s3o.admin.v1.UsageService/GetUsage',
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (m: MessageShape<typeof GetUsageRequestSchema>) => Buffer.from(toBinary(GetUsageRequestSchema, m)),
+          requestDeserialize: (b: Buffer) => fromBinary(GetUsageRequestSchema, b),
+          responseSerialize: (m: Res) => Buffer.from(toBinary(GetUsageResponseSchema, m)),
+          responseDeserialize: (b: Buffer) => fromBinary(GetUsageResponseSchema, b),
+        },
+      },
+      'UsageService',
+    );
+    const g = new Ctor(t.adminUrl.replace('http://', ''), grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client;
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${TOKEN}`);
+    const call = (init: Parameters<typeof create<typeof GetUsageRequestSchema>>[1]) =>
+      new Promise<Res>((resolve, reject) =>
+        g['GetUsage']!(create(GetUsageRequestSchema, init), md, (err: grpc.ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))),
+      );
+    try {
+      const res = await call({ bucket: 'data' });
+      assert.equal(thisMonth(res.buckets[0]).a, data.a);
+      const err = await call({ toMonth: '2026-1' }).then(() => assert.fail('succeeded'), (e: grpc.ServiceError) => e);
+      assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(err.details, /to_month/);
+    } finally {
+      g.close();
+    }
   });
 
   test('a second instance on the same database adds its counts (flushed when it stops)', async () => {
