@@ -22,6 +22,7 @@ const USAGE = `usage: s3-orchestrator <command> [--help] [--version]
   config validate FILE                 check a configuration file and summarise it
   admin status|backends|buckets|locate BUCKET KEY [--server URL] [--token T] [--json]
                                        query a running orchestrator's admin API
+                                       (also: admin usage [--backend X] [--bucket Y] [--month YYYY-MM])
   check --endpoint URL --bucket B [--access-key K --secret-key S] [--time 60s] [--clients 16]
                                        consistency check of a deployment (or any S3 endpoint) under load
   fsck --config FILE|--data DIR [--repair] [--json] [--grace 10m]
