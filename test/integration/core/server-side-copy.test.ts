@@ -64,7 +64,7 @@ describe('provider-side copies between backends of one account', () => {
 
   test('a source of another account is not copied provider-side', () => {
     const two = f.registry.get('two')!;
-    const src = f.registry.get('one')!.copySource!('x');
+    const src = f.registry.get('one')!.copySource!('x')!;
     return two.copyFrom!({ ...src, accessKeyId: 'someone-else' }, 'y', { bucket: 'data', key: 'y', versionId: '0'.repeat(32) }, 1).then((done) =>
       assert.equal(done, false),
     );
