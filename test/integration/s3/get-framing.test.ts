@@ -74,11 +74,13 @@ before(async () => {
     s3rvers: 0,
     fsBackends: 0,
     s3IdleTimeoutMs: 4000,
+    // Reads try copies by read_priority before latency: the faulty copy must be read first whatever its
+    // latency (the killable ones before `a`, `a` before `b` and `r`).
     extraBackends: [
-      s3BackendConfig({ endpoint: pa.endpoint, bucket: a.bucket }, 'a'),
+      { ...s3BackendConfig({ endpoint: pa.endpoint, bucket: a.bucket }, 'a'), readPriority: -1 },
       s3BackendConfig(b, 'b'),
       s3BackendConfig({ endpoint: pr.endpoint, bucket: c.bucket }, 'r'),
-      ...kills.map((k) => s3BackendConfig({ endpoint: k.proxy.endpoint, bucket: k.server.bucket }, k.name)),
+      ...kills.map((k) => ({ ...s3BackendConfig({ endpoint: k.proxy.endpoint, bucket: k.server.bucket }, k.name), readPriority: -2 })),
     ],
   });
   box = await createSandbox('framing');
