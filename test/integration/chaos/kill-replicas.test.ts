@@ -42,7 +42,9 @@ for (const db of ['embedded', 'external'] as const) {
         log: (line) => log.push(line),
       });
       const report = formatChaos(r, `kill-replicas.test.ts (${db})`) + log.join('\n');
-      console.log(`# ${db}: ${r.ops} operations, ${r.faults.length} kills, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      // The figures (operations by outcome, convergence, fsck) as TAP diagnostics.
+      const summary = formatChaos(r, `kill-replicas.test.ts (${db})`).split('\n').filter((l) => /^(duration|convergence|  replicas|  fsck|  deferred|operations|anomalies|writes of)/.test(l));
+      console.log(`# ${db}: ${r.ops} operations, ${r.faults.length} kills, ${((Date.now() - started) / 1000).toFixed(0)} s\n${summary.map((l) => `# ${l}`).join('\n')}`);
       assert.equal(r.faults.length, KILLS, report);
       assert.ok(r.faults.every((f) => f.nemesis === 'kill'), report);
       assert.deepEqual(r.check.anomalies, [], formatResult(r.check));
