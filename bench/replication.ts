@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/replication.ts [--quick] [--db postgres|embedded] [--seconds N] [--rounds N]
  *        [--concurrency N] [--iterations N] [--rss-size SIZE] [--failover-rounds N] [--stall-rounds N]
- *        [--stall-size SIZE]
+ *        [--stall-size SIZE] [--only throughput,memory,failover,stall]
  *
  * One orchestrator child over two s3rver processes (bench/replication-env.ts), two buckets over the same
  * backends: `rep1` (replicas 1) and `rep2` (replicas 2). Sections:
@@ -36,6 +36,8 @@ import { rssSampler, startReplicationEnv, type ReplicationEnv } from './replicat
 import type { Target } from './setup.js';
 
 const LARGE = 64 * 1024 * 1024;
+/** What `--only` may name (default: all). */
+const SECTIONS = ['throughput', 'memory', 'failover', 'stall'] as const;
 const SMALL_KEYS = 64;
 
 function options() {
@@ -51,8 +53,11 @@ function options() {
       'failover-rounds': { type: 'string' },
       'stall-rounds': { type: 'string' },
       'stall-size': { type: 'string' },
+      only: { type: 'string' },
     },
   });
+  const only = new Set((values.only ?? SECTIONS.join(',')).split(',').map((x) => x.trim()));
+  for (const x of only) if (!(SECTIONS as readonly string[]).includes(x)) throw new Error(`--only: ${JSON.stringify(x)} is not one of ${SECTIONS.join(', ')}`);
   const quick = values.quick ?? false;
   const num = (name: string, v: string | undefined, dflt: number) => {
     const n = v === undefined ? dflt : Number(v);
@@ -73,6 +78,7 @@ function options() {
     failoverRounds: Math.floor(num('failover-rounds', values['failover-rounds'], quick ? 3 : 10)),
     stallRounds: Math.floor(num('stall-rounds', values['stall-rounds'], quick ? 1 : 3)),
     stallSize: parseSize(values['stall-size'] ?? (quick ? '64MiB' : '256MiB')),
+    only,
   };
 }
 type Options = ReturnType<typeof options>;
@@ -314,12 +320,12 @@ async function main(): Promise<void> {
   ]);
   const started = new Date();
   try {
-    const tp = await throughput(env, opts, clients);
-    const mem = await memory(env, opts, clients);
+    const tp = opts.only.has('throughput') ? await throughput(env, opts, clients) : [];
+    const mem = opts.only.has('memory') ? await memory(env, opts, clients) : { rows: [], external: [] };
     // The failure sections use a client of their own (no keep-alive socket shared with the loops above).
     const probe = makeClient(env.r2, 'when-required', 2);
-    const fo = await failover(env, opts, probe);
-    const st = await stall(env, opts, probe);
+    const fo = opts.only.has('failover') ? await failover(env, opts, probe) : [];
+    const st = opts.only.has('stall') ? await stall(env, opts, probe) : [];
     probe.destroy();
     const loadAfter = os.loadavg();
     const out: string[] = [];
