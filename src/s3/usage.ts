@@ -20,7 +20,7 @@ export function requestClass(method: string, op: S3OpName): RequestClass {
 /**
  * Counts a finished request for `bucket`: only requests that were authenticated and authorised for it (an
  * anonymous or refused caller cannot add to a tenant's counters, nor invent bucket names), and a
- * CreateBucket only when it created the bucket. Bytes are the request and response body bytes the
+ * CreateBucket or DeleteBucket only when it succeeded. Bytes are the request and response body bytes the
  * connection carried.
  */
 export function countBucketRequest(
@@ -31,6 +31,8 @@ export function countBucketRequest(
   outcome: SendOutcome,
 ): void {
   if (!sink || bucket === undefined) return;
-  if (op === 'CreateBucket' && outcome.status >= 300) return;
+  // Creating and deleting buckets is authorised by core, not by a grant: any credential may ask for any
+  // name, so only a request that succeeded names a bucket that was (or became) real.
+  if ((op === 'CreateBucket' || op === 'DeleteBucket') && outcome.status >= 300) return;
   sink.bucketRequest(bucket, requestClass(method, op), outcome.bytesIn, outcome.bytesOut);
 }

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   CompleteMultipartUploadCommand,
+  CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -203,6 +205,15 @@ describe('UsageService', () => {
     assert.equal(nf.code, Code.NotFound);
     assert.match(nf.rawMessage, /no-such-backend/);
     assert.equal((await failure(usage.getUsage({ bucket: 'no-such-bucket' }))).code, Code.NotFound);
+    // Bucket creation and deletion are authorised by ownership: failed ones must not invent bucket rows.
+    const c = clientFor(t.endpoint);
+    try {
+      await assert.rejects(c.send(new DeleteBucketCommand({ Bucket: 'never-existed' })));
+      await assert.rejects(c.send(new CreateBucketCommand({ Bucket: 'x' })));
+    } finally {
+      c.destroy();
+    }
+    for (const bucket of ['never-existed', 'x']) assert.equal((await failure(usage.getUsage({ bucket }))).code, Code.NotFound, bucket);
     for (const [req, field] of [
       [{ fromMonth: '2026-00' }, 'from_month'],
       [{ toMonth: '26-11' }, 'to_month'],
