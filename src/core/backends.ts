@@ -6,7 +6,8 @@ import { BACKEND_CALL_CLASS, countReads, type BackendUsageSink } from './usage.j
 
 /**
  * The configured backends, by name and in config order, each wrapped so every call is timed in
- * `s3o_backend_call_duration_seconds`. Core reaches backends only through this registry.
+ * `s3o_backend_call_duration_seconds` and counted, with the bytes it streams, in the monthly usage
+ * (core/usage.ts). Core reaches backends only through this registry, so every provider call is counted.
  */
 export class BackendRegistry {
   readonly #byName = new Map<string, Backend>();
