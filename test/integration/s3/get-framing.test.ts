@@ -74,6 +74,8 @@ before(async () => {
     s3rvers: 0,
     fsBackends: 0,
     s3IdleTimeoutMs: 4000,
+    // Copies added by hand beyond the bucket's one replica must not be found and retired as surplus.
+    workerSettings: { scrubIntervalMs: 0, scrubDeepIntervalMs: 0 },
     // Reads try copies by read_priority before latency: the faulty copy must be read first whatever its
     // latency (the killable ones before `a`, `a` before `b` and `r`).
     extraBackends: [
