@@ -1,6 +1,7 @@
 import type { Queryable } from '../meta/db.js';
 import { run } from '../meta/run.js';
 import * as jq from '../meta/queries/jobs.js';
+import { notifySql } from '../meta/notify.js';
 import { dropUpload, lockKeys, retireLive } from './copies.js';
 import { createJob, JobError, openJob, planInTx, recordPage, type FinishDecision, type JobKindImpl, type JobRow } from './jobs.js';
 
@@ -73,6 +74,9 @@ export const purgeJob: JobKindImpl = {
       return { outcome: 'wait', message: `waiting for ${left.pending} write(s) and ${left.completing} completion(s) in progress` };
     }
     await run(q, jq.deleteBucket(job.target));
+    // Every instance's caches drop the bucket (and the grants that went with it) when this commits.
+    await run(q, notifySql(`buckets\n${job.target}`));
+    await run(q, notifySql('credentials'));
     return { outcome: 'done', message: `bucket ${job.target} emptied and deleted` };
   },
 };

@@ -16,7 +16,8 @@ import { enqueueMove } from './replicate.js';
  * - `pack`: poured into the backends in configuration order, each filled up to its quota.
  * A backend of weight 0 takes no new copies, so its target is 0 under both.
  *
- * Moves. A greedy pass takes the sources from the most over target down; for each live copy on a source
+ * Moves. A greedy pass (repeated while it moves something, at most 4 passes) takes the sources from the
+ * most over target down; for each live copy on a source
  * (version order) it picks the destination furthest under target (`pack`: the first one under target in
  * order) that has room, does not hold a copy of the version already and does not put two copies in one
  * zone that were in two; the move is kept only if it reduces the total distance to the targets. Copies
@@ -61,6 +62,29 @@ export interface RebalanceState {
   after: string;
   moves: number;
   movedBytes: number;
+  /** Passes over the sources so far, and the moves the current one chose (another pass follows when > 0). */
+  round?: number;
+  roundMoves?: number;
+}
+
+/** Passes over the sources at most: a move made for a later source can leave an earlier one over target. */
+const MAX_ROUNDS = 4;
+
+function overTarget(backends: readonly RebalanceBackend[]): string[] {
+  return backends
+    .filter((b) => b.projectedBytes > b.targetBytes)
+    .sort((a, b) => b.projectedBytes - b.targetBytes - (a.projectedBytes - a.targetBytes))
+    .map((b) => b.name);
+}
+
+/** Starts another pass over the sources still over target when the last one moved something. */
+function refill(state: RebalanceState): boolean {
+  if ((state.roundMoves ?? 0) === 0 || (state.round ?? 0) + 1 >= MAX_ROUNDS) return false;
+  state.round = (state.round ?? 0) + 1;
+  state.roundMoves = 0;
+  state.sources = overTarget(state.backends);
+  state.after = '';
+  return state.sources.length > 0;
 }
 
 /** Builds the starting state from the backend rows: active backends that are configured, in `order`. */
@@ -96,11 +120,7 @@ export async function initialState(q: Queryable, order: readonly string[], strat
     targetBytes: 0,
   }));
   setTargets(backends, strategy);
-  const sources = backends
-    .filter((b) => b.liveBytes > b.targetBytes)
-    .sort((a, b) => b.liveBytes - b.targetBytes - (a.liveBytes - a.targetBytes))
-    .map((b) => b.name);
-  return { strategy, backends, sources, after: '', moves: 0, movedBytes: 0 };
+  return { strategy, backends, sources: overTarget(backends), after: '', moves: 0, movedBytes: 0, round: 0, roundMoves: 0 };
 }
 
 function setTargets(backends: RebalanceBackend[], strategy: PlacementStrategy): void {
@@ -169,6 +189,7 @@ function place(state: RebalanceState, from: RebalanceBackend, c: Candidate): Reb
   to.projectedCopies += 1;
   state.moves += 1;
   state.movedBytes += size;
+  state.roundMoves = (state.roundMoves ?? 0) + 1;
   return to;
 }
 
@@ -177,11 +198,17 @@ const PAGE = 500;
 
 /**
  * Advances the simulation by one page of the current source; returns the moves it chose and whether
- * anything is left to look at.
+ * anything is left to look at. `skip` names versions already moved by this simulation (a dry run, whose
+ * moves are not enqueued; an applied plan's moves are tasks, which the page query leaves out).
  */
-export async function simulatePage(q: Queryable, state: RebalanceState): Promise<{ moves: RebalanceMove[]; more: boolean }> {
+export async function simulatePage(
+  q: Queryable,
+  state: RebalanceState,
+  skip?: ReadonlySet<string>,
+): Promise<{ moves: RebalanceMove[]; more: boolean }> {
   const moves: RebalanceMove[] = [];
-  while (state.sources.length > 0) {
+  for (;;) {
+    if (state.sources.length === 0 && !refill(state)) return { moves, more: false };
     const from = state.backends.find((b) => b.name === state.sources[0])!;
     if (from.projectedBytes <= from.targetBytes) {
       state.sources.shift();
@@ -190,6 +217,7 @@ export async function simulatePage(q: Queryable, state: RebalanceState): Promise
     }
     const { rows } = await run<Candidate>(q, jq.movablePage(from.name, state.after, PAGE));
     for (const c of rows) {
+      if (skip?.has(c.version_id)) continue;
       const to = place(state, from, c);
       if (to) moves.push({ versionId: c.version_id, bucket: c.bucket, key: c.key, size: Number(c.size), from: from.name, to: to.name });
     }
@@ -199,9 +227,9 @@ export async function simulatePage(q: Queryable, state: RebalanceState): Promise
     } else {
       state.after = rows.at(-1)!.version_id;
     }
-    return { moves, more: state.sources.length > 0 };
+    const another = (state.roundMoves ?? 0) > 0 && (state.round ?? 0) + 1 < MAX_ROUNDS;
+    return { moves, more: state.sources.length > 0 || another };
   }
-  return { moves, more: false };
 }
 
 /** The outcome of a dry run. */
@@ -219,9 +247,13 @@ export async function planRebalance(db: Db, order: readonly string[], strategy: 
   if (!Number.isInteger(maxMoves) || maxMoves < 0) throw new JobError('InvalidArgument', 'max_moves must be a non-negative integer', 'max_moves');
   const state = await initialState(db, order, strategy);
   const moves: RebalanceMove[] = [];
+  const moved = new Set<string>();
   for (;;) {
-    const page = await simulatePage(db, state);
-    for (const m of page.moves) if (moves.length < maxMoves) moves.push(m);
+    const page = await simulatePage(db, state, moved);
+    for (const m of page.moves) {
+      moved.add(m.versionId);
+      if (moves.length < maxMoves) moves.push(m);
+    }
     if (!page.more) break;
   }
   return { strategy, backends: state.backends, moves, moveCount: state.moves, moveBytes: state.movedBytes };
