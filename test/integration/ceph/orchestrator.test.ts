@@ -7,6 +7,7 @@
  *
  * One cluster and one orchestrator for the file. Skips with a message when the Ceph binaries are missing.
  */
+import { SIDECAR_SUFFIX } from '../../../src/backends/s3-meta.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -137,7 +138,10 @@ describe('orchestrator over Ceph radosgw', { skip }, () => {
     const whole = Buffer.concat(parts);
     assert.equal(sha256(await bodyOf(key)), sha256(whole));
     assert.ok((await bodyOf(key, `bytes=${5 * MiB - 2}-${5 * MiB + 1}`)).equals(whole.subarray(5 * MiB - 2, 5 * MiB + 2)));
-    const phys = await physicalOnRgw(key);
+    const all = await physicalOnRgw(key);
+    // Beside the object, its metadata sidecar (part sizes and the multipart ETag, for a rebuild).
+    assert.deepEqual(all.filter((o) => o.key.endsWith(SIDECAR_SUFFIX)).length, 1, 'one sidecar');
+    const phys = all.filter((o) => !o.key.endsWith(SIDECAR_SUFFIX));
     assert.deepEqual(phys.map((o) => o.size), [whole.length]);
     const head = await rgw!.send(new HeadObjectCommand({ Bucket: RGW_BUCKET, Key: phys[0]!.key }));
     assert.match(head.ETag ?? '', /^"[0-9a-f]{32}-3"$/, 'radosgw assembled the 3 parts itself');
