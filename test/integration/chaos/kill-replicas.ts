@@ -16,7 +16,8 @@ import { formatChaos, runChaos } from '../../../bench/chaos-run.js';
 
 const KILLS = 5;
 
-for (const db of ['embedded', 'external'] as const) {
+/** The suite for one engine; each engine has its own file, so each gets the runner's per-file time budget. */
+export function killReplicasSuite(db: 'embedded' | 'external'): void {
   describe(`chaos: ${KILLS} SIGKILLs of the orchestrator with replicas=2 on ${db === 'embedded' ? 'the embedded PostgreSQL' : 'PostgreSQL'}`, () => {
     it('every acknowledged write reads back, fsck finds nothing, every version has 2 copies', { timeout: 480_000 }, async () => {
       const log: string[] = [];
