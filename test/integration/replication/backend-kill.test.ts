@@ -84,6 +84,8 @@ describe('replicas=2: a backend process SIGKILLed under a mixed load', () => {
   let client: S3Client;
   let quorum2: Orchestrator;
   let client2: S3Client;
+  /** s3-1 is SIGKILLed by the test and restarted by it, or by after() when a step failed in between. */
+  let s3OneDown = false;
 
   before(async () => {
     dirs = await Promise.all([0, 1].map(() => mkdtemp(path.join(os.tmpdir(), 's3o-kill-'))));
@@ -113,7 +115,7 @@ describe('replicas=2: a backend process SIGKILLed under a mixed load', () => {
     client2?.destroy();
     await quorum2?.stop();
     // The backend may still be down if a step failed: the ledger and stray-bytes checks need it.
-    if (servers?.[0]) {
+    if (s3OneDown && servers?.[0]) {
       servers[0] = await startS3rver({ directory: dirs[0]!, port: servers[0].port }).catch(() => servers[0]!);
     }
     try {
@@ -245,6 +247,7 @@ describe('replicas=2: a backend process SIGKILLed under a mixed load', () => {
       // SIGKILL s3-1 (the directory stays).
       phase('load before the kill');
       killedAt = Date.now();
+      s3OneDown = true;
       await servers[0]!.stop();
 
       // The held GETs go on: their copy on s3-1 is gone mid-body.
@@ -303,6 +306,7 @@ describe('replicas=2: a backend process SIGKILLed under a mixed load', () => {
     // s3-1 comes back on the same port with the same directory; repair restores two copies everywhere.
     phase('load after the kill, quorum-2 checks');
     servers[0] = await startS3rver({ directory: dirs[0]!, port: servers[0]!.port });
+    s3OneDown = false;
     // Its breaker closes after the cool-down (1 s here) and a successful probe.
     for (const until = Date.now() + 15_000; t.orch.backends.writable('s3-1') === false && Date.now() < until; ) await sleep(100);
     // Tasks that failed while s3-1 was down wait out their backoff (1 s, 2 s, 4 s … per attempt): skip what is
