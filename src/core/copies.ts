@@ -55,6 +55,15 @@ export async function readVersion(q: Queryable, versionId: string): Promise<Obje
 }
 
 /**
+ * Locks backend rows in name order (the order every multi-backend counter change follows: no deadlocks).
+ * Call first in a transaction that will change the counters of several backends.
+ */
+export async function lockBackendRows(q: Queryable, backends: Iterable<string>): Promise<void> {
+  const names = [...new Set(backends)].sort();
+  if (names.length > 1) await run(q, cq.lockBackendRows(names));
+}
+
+/**
  * Abandons a staged write. Only a PENDING version is dropped (each copy's reservation becomes used bytes,
  * released by the delete-copy task queued for its key); a version that is live is left alone — its commit
  * did happen. When the version is gone (the janitor took the write for abandoned while it was still
@@ -69,6 +78,7 @@ export async function abandonStaged(
   reason: string,
 ): Promise<'dropped' | 'live' | 'late'> {
   return db.tx(async (q) => {
+    await lockBackendRows(q, copies.map((c) => c.backend));
     const dropped = await run(q, cq.dropPending(versionId, reason));
     if (dropped.rowCount > 0) return 'dropped';
     if ((await versionState(q, versionId)) === 'live') return 'live';

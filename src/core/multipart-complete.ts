@@ -8,6 +8,7 @@ import {
   dropUpload,
   dropUploadReplicas,
   enqueueRepairTask,
+  lockBackendRows,
   publishAssembled,
   publishUploadReplicas,
   readVersion,
@@ -79,6 +80,7 @@ export async function completeUpload(deps: WriteDeps, input: CompleteMultipartIn
   try {
     return await deps.db.tx(async (q) => {
       await run(q, oq.lockKey(u.bucket, u.key));
+      await lockBackendRows(q, [u.backend, ...assembled]);
       const live = await run<oq.VersionRow>(q, oq.selectLive(u.bucket, u.key, true));
       checkWriteConditions(live.rows[0] ? rowToVersion(live.rows[0]) : undefined, input.conditions);
       if (live.rows[0]) await retireLive(q, u.bucket, [u.key], 'overwrite', deps.cleanupDelayMs);

@@ -139,7 +139,8 @@ export class CoreMultipartStore implements MultipartStore {
       const u = await this.#upload(q, bucket, key, uploadId, true);
       if (u.state !== 'active') throw new CoreError('NoSuchUpload', uploadId);
       const targets = await uploadTargets(q, u);
-      for (const t of targets) {
+      // In name order, like every change of several backends' counters (no deadlocks).
+      for (const t of [...targets].sort((a, b) => (a.backend < b.backend ? -1 : a.backend > b.backend ? 1 : 0))) {
         if ((await run(q, bq.reserve(t.backend, size))).rowCount === 0) {
           throw new CoreError('InsufficientStorage', `backend ${t.backend}, which holds this multipart upload, has no room for ${size} more bytes`);
         }

@@ -173,6 +173,7 @@ export async function syncTenants(
   await db.tx(async (q) => {
     for (const [i, b] of buckets.entries()) {
       await run(q, tq.upsertBucket(b.name, 'config', ref(`buckets[${i}]`)));
+      await run(q, tq.updateBucket(b.name, { replicas: b.replicas ?? null }));
       if (b.cors) await run(q, tq.updateCors(b.name, b.cors));
     }
     const grants = new Map<string, { secret: string; at: string; buckets: string[] }>();

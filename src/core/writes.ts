@@ -12,6 +12,7 @@ import {
   bucketReplicas,
   dropPendingCopies,
   enqueueRepairTask,
+  lockBackendRows,
   publishStaged,
   readVersion,
   retireLive,
@@ -287,6 +288,7 @@ async function commit(
 ): Promise<ObjectVersion> {
   return deps.db.tx(async (q) => {
     await run(q, oq.lockKey(staged.bucket, staged.key));
+    await lockBackendRows(q, staged.tried);
     if (conditions) {
       const live = await run<oq.VersionRow>(q, oq.selectLive(staged.bucket, staged.key, true));
       checkWriteConditions(live.rows[0] ? rowToVersion(live.rows[0]) : undefined, conditions);

@@ -389,10 +389,13 @@ export function stageReplicated(v: {
   quorum: number;
 }): Sql {
   return {
-    text: `WITH pick AS (SELECT name FROM backends
-                         WHERE name = ANY($6::text[]) AND state = 'active'
-                           AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
-                         ORDER BY array_position($6::text[], name) LIMIT $7 FOR UPDATE),
+    // Every candidate row is locked in NAME order first (the one order every statement that changes several
+    // backends' counters follows: no deadlocks); the room check reads the locked (latest) row versions.
+    text: `WITH lk AS (SELECT name, state, quota_bytes, used_bytes, reserved_bytes FROM backends
+                       WHERE name = ANY($6::text[]) ORDER BY name FOR UPDATE),
+                pick AS (SELECT name FROM lk
+                         WHERE state = 'active' AND (quota_bytes = 0 OR used_bytes + reserved_bytes + $4 <= quota_bytes)
+                         ORDER BY array_position($6::text[], name) LIMIT $7),
                 ok AS (SELECT count(*) AS n FROM pick HAVING count(*) >= $8),
                 r AS (UPDATE backends SET reserved_bytes = backends.reserved_bytes + $4
                       FROM pick WHERE backends.name = pick.name AND EXISTS (SELECT 1 FROM ok) RETURNING backends.name),
@@ -403,4 +406,12 @@ export function stageReplicated(v: {
            SELECT backend FROM c ORDER BY array_position($6::text[], backend)`,
     values: [v.versionId, v.bucket, v.key, v.size, v.physicalKey, v.ranked, v.count, v.quorum],
   };
+}
+
+/**
+ * Locks the rows of `backends` in name order — the order every transaction that changes several backends'
+ * counters takes them in, so that two of them never deadlock. Call first in such a transaction.
+ */
+export function lockBackendRows(backends: readonly string[]): Sql {
+  return { text: `SELECT name FROM backends WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`, values: [backends] };
 }
