@@ -127,12 +127,15 @@ class VersionReader extends Readable {
         s = await copy.open(range, o.signal);
         const head = await firstChunk(s, o.stallMs);
         if (this.destroyed) {
+          s.on('error', () => {});
           s.destroy();
           return false;
         }
         this.#attach(s, head, copy);
         return true;
       } catch (err) {
+        // A copy given up may still report its socket's end (e.g. "aborted"): never an unhandled 'error'.
+        s?.on('error', () => {});
         s?.destroy();
         this.#last = err;
         if (o.signal?.aborted) throw o.signal.reason;
