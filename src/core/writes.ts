@@ -129,12 +129,20 @@ export async function writeVersion(deps: WriteDeps, req: WriteRequest): Promise<
   /** Produces one copy, moving to a replacement backend while the body can be replayed; the backend that holds it. */
   const slot = async (first: string): Promise<string | undefined> => {
     let name: string | undefined = first;
+    let again = true;
     while (name !== undefined) {
       try {
         await req.produce(deps.backends.get(name)!, staged.physicalKey, meta, lost.signal);
         if (lost.signal.aborted) throw lost.signal.reason;
         return name;
       } catch (err) {
+        // A kept-alive connection the provider had just closed: the same backend once more, from byte 0.
+        if (again && !lost.signal.aborted && connectionDropped(err) && req.retryable(err)) {
+          again = false;
+          deps.log.warn('backend connection dropped before the write was acknowledged; retrying it once', { backend: name, err });
+          continue;
+        }
+        again = true;
         failed.push(name);
         errors.push(err);
         if (lost.signal.aborted || !req.retryable(err)) return undefined;
@@ -241,6 +249,13 @@ async function stage(deps: WriteDeps, req: WriteRequest): Promise<Staged> {
   if (staged.copies.length === 0) throw noRoom(req.size, ranked.length < quorum ? ranked.length : 0, quorum, open);
   for (const c of staged.copies) staged.tried.add(c);
   return staged;
+}
+
+/** A reused connection the provider closed (reset, broken pipe, "socket hang up"): worth one more try. */
+function connectionDropped(err: unknown): boolean {
+  if (!(err instanceof BackendError) || err.kind !== 'Unavailable') return false;
+  const code = (err.cause as { code?: unknown } | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up|ECONNRESET|EPIPE/.test(err.message);
 }
 
 /**

@@ -105,6 +105,14 @@ describe('replicated writes (fan-out, quorum, zones)', () => {
     assert.equal(md5(await readAll((await store.getObject('data', 'replaced')).body)), md5(data));
   });
 
+  test('a dropped kept-alive connection is retried once on the same backend (no replacement)', async () => {
+    faulty.get('b1')!.failNext('put', () => new BackendError('b1', 'Unavailable', 'put x: socket hang up'));
+    const data = randomBytes(100 * 1024);
+    await store.putObject(putInput('data', 'reset-once', data));
+    assert.deepEqual((await copiesOf('reset-once')).map((c) => c.backend), ['a1', 'b1']);
+    assert.equal(md5(await readAll((await store.getObject('data', 'reset-once')).body)), md5(data));
+  });
+
   test('a destination failing mid-stream past the replay window: quorum 2 refuses, nothing is left', async () => {
     const mid = failMidStream(faulty.get('b1')!, 400 * 1024);
     mid.arm();
