@@ -29,6 +29,15 @@ const CODES: Record<ControlErrorCode, Code> = {
   InvalidArgument: Code.InvalidArgument,
 };
 
+/** Runs an RPC body, mapping a ControlError (or any failure) to the Connect error it stands for. */
+export async function controlCall<T>(log: Logger, method: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw controlToConnect(err, log, method);
+  }
+}
+
 /** A ControlError as a ConnectError with its details; anything else through the shared mapping. */
 export function controlToConnect(err: unknown, log: Logger, method: string): ConnectError {
   if (!(err instanceof ControlError)) return toConnectError(err, log, method);
@@ -158,12 +167,8 @@ export class BackendServiceImpl implements ServiceImpl<typeof BackendService> {
     this.#log = log;
   }
 
-  async #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw controlToConnect(err, this.#log, method);
-    }
+  #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
+    return controlCall(this.#log, method, fn);
   }
 
   addBackend(req: AddBackendRequest) {

@@ -15,7 +15,7 @@ import { Permission } from '../../gen/s3o/admin/v1/credentials_pb.js';
 import type { BucketManager, ManagedBucket } from '../core/bucket-admin.js';
 import type { CorsRule } from '../core/cors.js';
 import type { Logger } from '../log.js';
-import { controlToConnect } from './backends-service.js';
+import { controlCall } from './backends-service.js';
 
 /**
  * s3o.admin.v1.BucketService over core/bucket-admin.ts: converts between wire messages and core's plain
@@ -66,12 +66,8 @@ export class BucketServiceImpl implements ServiceImpl<typeof BucketService> {
     this.#log = log;
   }
 
-  async #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw controlToConnect(err, this.#log, method);
-    }
+  #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
+    return controlCall(this.#log, method, fn);
   }
 
   createBucket(req: CreateBucketRequest) {

@@ -15,7 +15,7 @@ import {
 import { invalidField } from '../core/control-errors.js';
 import type { CredentialManager, GrantInput, ManagedCredential } from '../core/credentials.js';
 import type { Logger } from '../log.js';
-import { controlToConnect } from './backends-service.js';
+import { controlCall } from './backends-service.js';
 
 /**
  * s3o.admin.v1.CredentialService over core/credentials.ts: converts between wire messages and core's
@@ -57,12 +57,8 @@ export class CredentialServiceImpl implements ServiceImpl<typeof CredentialServi
     this.#log = log;
   }
 
-  async #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw controlToConnect(err, this.#log, method);
-    }
+  #call<T>(method: string, fn: () => Promise<T>): Promise<T> {
+    return controlCall(this.#log, method, fn);
   }
 
   createCredential(req: CreateCredentialRequest) {
